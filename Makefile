@@ -1,0 +1,30 @@
+# HealthOS quick start. Each target sets itself up from nothing (creates .venv).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export MLFLOW_DISABLE_TELEMETRY := true
+
+.PHONY: demo test lint bench clean-var
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+## The main job: build ./var/healthos.db, load the sample, score, print, serve on 127.0.0.1:8000.
+demo: $(STAMP)
+	$(BIN)/healthos demo $(ARGS)
+
+## The whole test suite, against SQLite and the local PostgreSQL (127.0.0.1:5432, database test).
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check healthos_core reasoning models serving tests bench
+	$(BIN)/mypy healthos_core reasoning serving
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run_all

@@ -1,0 +1,85 @@
+"""HealthOS core: one live record per patient and the billing truth.
+
+Importing this package registers every entity on :data:`healthos_core.db.Base`'s
+metadata. It imports no web or machine-learning packages.
+"""
+
+from healthos_core.advisory import SuggestionAction, SuggestionRecord, SuggestionStatus
+from healthos_core.billing.entities import (
+    ChargeItem,
+    ChargeItemStatus,
+    ChargemasterEntry,
+    Claim,
+    ClaimItem,
+    ClaimResponse,
+    ExplanationOfBenefit,
+)
+from healthos_core.db import Base, make_engine, make_session_factory, session_scope
+from healthos_core.errors import (
+    ConflictError,
+    FhirValidationError,
+    HealthOSError,
+    InvalidInputError,
+    NotFoundError,
+    PricingError,
+)
+from healthos_core.record.entities import (
+    AllergyIntolerance,
+    Condition,
+    Coverage,
+    DiagnosticReport,
+    Encounter,
+    EncounterClass,
+    Immunization,
+    Location,
+    MedicationAdministration,
+    MedicationRequest,
+    Observation,
+    Organization,
+    Patient,
+    PatientIdentifier,
+    Practitioner,
+    Procedure,
+)
+from healthos_core.settings import Settings, get_settings
+
+__all__ = [
+    "AllergyIntolerance",
+    "Base",
+    "ChargeItem",
+    "ChargeItemStatus",
+    "ChargemasterEntry",
+    "Claim",
+    "ClaimItem",
+    "ClaimResponse",
+    "Condition",
+    "ConflictError",
+    "Coverage",
+    "DiagnosticReport",
+    "Encounter",
+    "EncounterClass",
+    "ExplanationOfBenefit",
+    "FhirValidationError",
+    "HealthOSError",
+    "Immunization",
+    "InvalidInputError",
+    "Location",
+    "MedicationAdministration",
+    "MedicationRequest",
+    "NotFoundError",
+    "Observation",
+    "Organization",
+    "Patient",
+    "PatientIdentifier",
+    "Practitioner",
+    "PricingError",
+    "Procedure",
+    "Settings",
+    "SuggestionAction",
+    "SuggestionRecord",
+    "SuggestionStatus",
+    "get_settings",
+    "make_engine",
+    "make_session_factory",
+    "session_scope",
+]

@@ -1,0 +1,135 @@
+"""Database plumbing: the declarative base, column types, engines and sessions.
+
+No engine is created at import time. The caller owns sessions and transactions
+(``with session_scope(factory) as session: ...``); library functions take a
+``Session``, may ``flush`` and never ``commit``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+from sqlalchemy import JSON, Dialect, Engine, MetaData, Numeric, String, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.types import DateTime, TypeDecorator
+
+from healthos_core.errors import InvalidInputError
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    Naive datetimes are refused on the way in (``InvalidInputError``); values are
+    converted to UTC. SQLite, which keeps no zone, gets UTC and hands back aware UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        """Convert an aware datetime to UTC before storing it."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise InvalidInputError(f"naive datetime {value.isoformat()} given: times must be aware")
+        value = value.astimezone(dt.UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        """Return an aware UTC datetime."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+#: Money amounts: exact decimals with 2 places (currency held in a separate column).
+Money = Annotated[Decimal, mapped_column(Numeric(14, 2))]
+#: FHIR logical ids are strings (Synthea uses UUIDs).
+FhirId = Annotated[str, mapped_column(String(64), primary_key=True)]
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every HealthOS entity."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        dt.datetime: UTCDateTime(),
+        Decimal: Numeric(14, 2),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+        str: String(255),
+    }
+
+
+def utcnow() -> dt.datetime:
+    """Return the current time as an aware UTC datetime."""
+    return dt.datetime.now(dt.UTC)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """Create an engine for ``url`` with HealthOS's connection settings.
+
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy URL, e.g. ``sqlite:///var/healthos.db`` or
+        ``postgresql+psycopg://user@127.0.0.1:5432/db``. ``postgresql://`` is
+        read as ``postgresql+psycopg://``.
+    echo : bool, default=False
+        Log SQL statements (never in production: values may be PHI).
+
+    Returns
+    -------
+    sqlalchemy.Engine
+        With foreign keys enforced on SQLite.
+    """
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, echo=echo)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Return a session factory bound to ``engine`` (``expire_on_commit=False``)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """Open a session with one transaction: commit on success, roll back on error."""
+    with factory() as session, session.begin():
+        yield session
+
+
+def short_string(length: int = 64) -> Any:
+    """Return a ``String(length)`` column type (for codes and identifiers)."""
+    return String(length)

@@ -1,0 +1,82 @@
+"""The one exception hierarchy of HealthOS.
+
+Domain code raises these; each boundary (the API in ``serving.main``, the CLI in
+``serving.cli``) translates them once into HTTP problem details or exit codes.
+"""
+
+from __future__ import annotations
+
+
+class HealthOSError(Exception):
+    """Base class of every HealthOS error.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong and, where possible, what to do about it.
+    code : str, optional
+        A stable machine-readable code; defaults to the class's ``code``.
+    """
+
+    code: str = "healthos-error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class NotFoundError(HealthOSError, LookupError):
+    """A referenced record does not exist."""
+
+    code = "not-found"
+
+
+class InvalidInputError(HealthOSError, ValueError):
+    """Input is malformed or violates a rule; nothing was written."""
+
+    code = "invalid-input"
+
+
+class ConflictError(HealthOSError):
+    """The operation conflicts with the current state of the record."""
+
+    code = "conflict"
+
+
+class PermissionDeniedError(HealthOSError, PermissionError):
+    """The caller's role or facility scope does not allow the operation."""
+
+    code = "forbidden"
+
+
+class FhirValidationError(InvalidInputError):
+    """A FHIR resource or bundle failed validation or reference resolution.
+
+    Parameters
+    ----------
+    message : str
+        The reason, naming the resource (``"Observation/123"`` or entry index).
+    source : str, optional
+        The file the resource came from.
+    """
+
+    code = "fhir-invalid"
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        super().__init__(f"{source}: {message}" if source else message)
+        self.source = source
+        self.reason = message
+
+
+class BillingError(HealthOSError):
+    """Base class of billing errors."""
+
+    code = "billing-error"
+
+
+class PricingError(BillingError, LookupError):
+    """No chargemaster price exists for a service code on the service date."""
+
+    code = "no-price"

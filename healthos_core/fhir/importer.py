@@ -1,0 +1,579 @@
+"""Import FHIR R4 Bundles and NDJSON into the unified record.
+
+The unit of work is a *bundle*: one Bundle file (transaction, batch, collection or
+searchset), or one NDJSON file. A unit is validated with ``fhir.resources`` (R4B
+models), its ``urn:uuid:`` and ``Type/id`` references are resolved against the unit
+itself and then the database, and only then written, inside a savepoint: a unit is
+imported whole or not at all. Import is idempotent: resources are upserted on their
+FHIR logical id. Resource types HealthOS does not store are counted as skipped.
+
+Examples
+--------
+>>> from healthos_core.fhir.importer import import_paths  # doctest: +SKIP
+>>> report = import_paths(session_factory, [Path("bundles/")])  # doctest: +SKIP
+>>> report.imported["Patient"]  # doctest: +SKIP
+488
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pydantic
+from fhir.resources.R4B import get_fhir_model_class
+from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from healthos_core.db import session_scope, utcnow
+from healthos_core.errors import FhirValidationError, InvalidInputError
+from healthos_core.fhir.mapping import CHILD_KEYS, MAPPERS, TABLES, MappingContext
+from healthos_core.fhir.refs import parse_ref
+from healthos_core.billing.entities import ClaimItem
+from healthos_core.record.entities import Encounter, PatientIdentifier
+
+SUFFIXES = (".json", ".ndjson", ".json.gz", ".ndjson.gz", ".jsonl", ".jsonl.gz")
+
+
+@dataclass
+class UnitResult:
+    """What importing one bundle did: per-type counts."""
+
+    imported: Counter[str] = field(default_factory=Counter)
+    created: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class ImportReport:
+    """Totals of an import run (the ``--json`` output of ``healthos import``).
+
+    Attributes
+    ----------
+    files : int
+        Files read.
+    imported : Counter
+        Resources stored (created or updated) per resource type.
+    created : Counter
+        Of those, resources that were new to the database.
+    skipped : Counter
+        Resources of types HealthOS does not store, per type (counted, not stored).
+    rejected : list of dict
+        ``{"file", "reason"}`` for every unit that was rejected whole.
+    seconds : float
+        Wall time.
+    """
+
+    files: int = 0
+    imported: Counter[str] = field(default_factory=Counter)
+    created: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def add(self, result: UnitResult) -> None:
+        """Add one unit's counts."""
+        self.imported.update(result.imported)
+        self.created.update(result.created)
+        self.skipped.update(result.skipped)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-ready report."""
+        return {
+            "files": self.files,
+            "imported": dict(sorted(self.imported.items())),
+            "created": dict(sorted(self.created.items())),
+            "skipped": dict(sorted(self.skipped.items())),
+            "rejected": self.rejected,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def iter_source_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Yield the FHIR files under ``paths`` (files as given, folders recursively, sorted).
+
+    Raises
+    ------
+    InvalidInputError
+        If a path does not exist.
+    """
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and child.name.endswith(SUFFIXES):
+                    yield child
+        elif path.is_file():
+            yield path
+        else:
+            raise InvalidInputError(f"{path}: no such file or folder")
+
+
+def _open_text(path: Path) -> str:
+    raw = path.read_bytes()
+    if path.name.endswith(".gz"):
+        raw = gzip.decompress(raw)
+    return raw.decode("utf-8")
+
+
+@dataclass
+class Unit:
+    """One all-or-nothing unit: the resources (with their ``fullUrl``) of a bundle."""
+
+    source: str
+    entries: list[tuple[str | None, dict[str, Any]]]
+
+
+def read_units(path: Path) -> list[Unit]:
+    """Read ``path`` into units (one per Bundle file, one per NDJSON file).
+
+    Raises
+    ------
+    FhirValidationError
+        If the file is not readable (truncated gzip, not UTF-8, invalid JSON) or is not
+        a FHIR resource or Bundle.
+    """
+    source = str(path)
+    try:
+        text = _open_text(path)
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise FhirValidationError(f"cannot read file ({exc})", source=source) from exc
+    is_ndjson = path.name.endswith((".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz"))
+    if is_ndjson:
+        entries: list[tuple[str | None, dict[str, Any]]] = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                resource = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise FhirValidationError(f"line {number}: invalid JSON ({exc.msg})", source=source) from exc
+            if not isinstance(resource, dict) or "resourceType" not in resource:
+                raise FhirValidationError(f"line {number}: not a FHIR resource", source=source)
+            entries.append((None, resource))
+        return [Unit(source, entries)]
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FhirValidationError(
+            f"invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})", source=source
+        ) from exc
+    return [unit_from_document(document, source=source)]
+
+
+def unit_from_document(document: Any, *, source: str) -> Unit:
+    """Turn a parsed JSON document (a Bundle or a single resource) into a unit.
+
+    Raises
+    ------
+    FhirValidationError
+        If the document is not a FHIR resource, or a Bundle entry has no resource.
+    """
+    if not isinstance(document, dict) or "resourceType" not in document:
+        raise FhirValidationError("not a FHIR resource (no resourceType)", source=source)
+    if document["resourceType"] != "Bundle":
+        return Unit(source, [(None, document)])
+    entries: list[tuple[str | None, dict[str, Any]]] = []
+    for index, entry in enumerate(document.get("entry") or []):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
+            raise FhirValidationError(f"entry {index} has no resource", source=source)
+        entries.append((entry.get("fullUrl"), resource))
+    return Unit(source, entries)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _label(resource: dict[str, Any], index: int) -> str:
+    return f"{resource.get('resourceType', '?')}/{resource.get('id', '?')} (entry {index})"
+
+
+@cache
+def _model_class(resource_type: str) -> Any:
+    return get_fhir_model_class(resource_type)
+
+
+def validate_resource(resource: dict[str, Any], *, label: str) -> None:
+    """Validate one resource against its ``fhir.resources`` R4B model.
+
+    Raises
+    ------
+    FhirValidationError
+        Naming the resource, the first failing element and the count of errors.
+    """
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str):
+        raise FhirValidationError(f"{label}: resourceType is missing or not a string")
+    try:
+        model = _model_class(resource_type)
+    except (ValueError, KeyError) as exc:
+        raise FhirValidationError(f"{label}: {resource_type!r} is not a FHIR R4 resource type") from exc
+    try:
+        model.model_validate(resource)
+    except pydantic.ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        where = ".".join(str(x) for x in first.get("loc", ())) or "(resource)"
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise FhirValidationError(f"{label}: {where}: {first.get('msg')}{more}") from exc
+
+
+# --------------------------------------------------------------------------- references
+
+
+def _walk_references(node: Any, visit: Callable[[dict[str, Any]], None]) -> None:
+    if isinstance(node, dict):
+        reference = node.get("reference")
+        if isinstance(reference, str):
+            visit(node)
+        for key, value in node.items():
+            if isinstance(value, (dict, list)) and key != "reference":
+                _walk_references(value, visit)
+    elif isinstance(node, list):
+        for item in node:
+            _walk_references(item, visit)
+
+
+def _conditional_match(query: str, candidates: list[dict[str, Any]]) -> str | None:
+    """Resolve ``identifier=system|value`` against candidate resources of one type."""
+    params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+    wanted = params.get("identifier")
+    if wanted is None:
+        return None
+    system, _, value = wanted.rpartition("|")
+    for candidate in candidates:
+        for identifier in candidate.get("identifier") or []:
+            if identifier.get("value") == value and (not system or identifier.get("system") == system):
+                return str(candidate["id"])
+    return None
+
+
+def resolve_references(
+    session: Session, entries: list[tuple[str | None, dict[str, Any]]], *, source: str
+) -> None:
+    """Rewrite every reference in ``entries`` to ``"Type/id"``, in place.
+
+    ``urn:uuid:``/``urn:oid:`` references must match a ``fullUrl`` in the same unit;
+    ``Type/id`` (or absolute URL) references must name a resource in the unit or in the
+    database; conditional references ``Type?identifier=system|value`` are resolved
+    within the unit. Contained references (``#id``) are kept.
+
+    Raises
+    ------
+    FhirValidationError
+        Naming the first reference that cannot be found, and the resource holding it.
+    """
+    by_full_url: dict[str, str] = {}
+    local: set[tuple[str, str]] = set()
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for full_url, resource in entries:
+        key = (resource["resourceType"], str(resource["id"]))
+        local.add(key)
+        by_type.setdefault(key[0], []).append(resource)
+        if full_url:
+            by_full_url[full_url] = f"{key[0]}/{key[1]}"
+    pending: dict[str, dict[str, str]] = {}  # type -> id -> label of first holder
+
+    for index, (_, resource) in enumerate(entries):
+        label = _label(resource, index)
+
+        def visit(element: dict[str, Any], label: str = label) -> None:
+            reference: str = element["reference"]
+            if reference.startswith("#"):
+                return
+            if reference.startswith(("urn:uuid:", "urn:oid:")):
+                target = by_full_url.get(reference)
+                if target is None:
+                    raise FhirValidationError(
+                        f"{label}: reference {reference} is not in the bundle", source=source
+                    )
+                element["reference"] = target
+                return
+            if "?" in reference:
+                resource_type, query = reference.split("?", 1)
+                found = _conditional_match(query, by_type.get(resource_type, []))
+                if found is None:
+                    raise FhirValidationError(
+                        f"{label}: conditional reference {reference} matches nothing",
+                        source=source,
+                    )
+                element["reference"] = f"{resource_type}/{found}"
+                return
+            try:
+                resource_type, resource_id = parse_ref(reference)
+            except InvalidInputError as exc:
+                raise FhirValidationError(f"{label}: {exc}", source=source) from exc
+            element["reference"] = f"{resource_type}/{resource_id}"
+            if (resource_type, resource_id) not in local:
+                pending.setdefault(resource_type, {}).setdefault(resource_id, label)
+
+        _walk_references(resource, visit)
+
+    for resource_type, wanted in pending.items():
+        table = TABLES.get(resource_type)
+        found: set[str] = set()
+        if table is not None:
+            ids = list(wanted)
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                found.update(session.scalars(select(table.c.id).where(table.c.id.in_(chunk))))
+        for resource_id, label in wanted.items():
+            if resource_id not in found:
+                raise FhirValidationError(
+                    f"{label}: reference {resource_type}/{resource_id} is neither in the bundle "
+                    "nor in the database",
+                    source=source,
+                )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _upsert_statement(table: Table, dialect: str, key: tuple[str, ...]) -> Any:
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    stmt = module.insert(table)
+    autoincrement_pk = [c.name for c in table.primary_key.columns if c.autoincrement is True]
+    if autoincrement_pk and tuple(c.name for c in table.primary_key.columns) != key:
+        return stmt.on_conflict_do_nothing(index_elements=list(key))
+    updates = {
+        c.name: stmt.excluded[c.name]
+        for c in table.columns
+        if c.name not in key and c.name != "created_at"
+    }
+    return stmt.on_conflict_do_update(index_elements=list(key), set_=updates)
+
+
+def _ensure_id(full_url: str | None, resource: dict[str, Any]) -> None:
+    if resource.get("id"):
+        resource["id"] = str(resource["id"])
+        return
+    if full_url and full_url.startswith("urn:uuid:"):
+        resource["id"] = full_url.removeprefix("urn:uuid:")
+        return
+    digest = hashlib.sha256(json.dumps(resource, sort_keys=True).encode()).hexdigest()
+    resource["id"] = digest[:32]
+
+
+def _load_encounter_facilities(
+    session: Session, entries: list[tuple[str | None, dict[str, Any]]], ctx: MappingContext
+) -> None:
+    wanted: set[str] = set()
+    for _, resource in entries:
+        for key in ("encounter", "context"):
+            value = resource.get(key)
+            if isinstance(value, dict) and str(value.get("reference", "")).startswith("Encounter/"):
+                wanted.add(value["reference"].split("/", 1)[1])
+    wanted -= set(ctx.encounter_facility)
+    if wanted:
+        rows = session.execute(
+            select(Encounter.id, Encounter.facility_id).where(Encounter.id.in_(list(wanted)))
+        )
+        ctx.encounter_facility.update({row.id: row.facility_id for row in rows})
+
+
+def import_unit(session: Session, unit: Unit) -> UnitResult:
+    """Validate, resolve and store one unit, all or nothing (inside a savepoint).
+
+    Parameters
+    ----------
+    session : Session
+        The caller's session; this function flushes but never commits.
+    unit : Unit
+        The resources of one Bundle or NDJSON file.
+
+    Returns
+    -------
+    UnitResult
+        Counts per resource type.
+
+    Raises
+    ------
+    FhirValidationError
+        If any resource fails validation or any reference cannot be found; the database
+        is left exactly as it was.
+    """
+    result = UnitResult()
+    for index, (full_url, resource) in enumerate(unit.entries):
+        validate_resource(resource, label=_label(resource, index))
+        _ensure_id(full_url, resource)
+    resolve_references(session, unit.entries, source=unit.source)
+
+    ctx = MappingContext()
+    encounters_first = sorted(
+        unit.entries, key=lambda e: 0 if e[1]["resourceType"] == "Encounter" else 1
+    )
+    _load_encounter_facilities(session, unit.entries, ctx)
+    rows: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
+    for _, resource in encounters_first:
+        resource_type = resource["resourceType"]
+        mapper = MAPPERS.get(resource_type)
+        if mapper is None:
+            result.skipped[resource_type] += 1
+            continue
+        try:
+            mapped = mapper(resource, ctx)
+        except (InvalidInputError, KeyError, TypeError, ValueError) as exc:
+            raise FhirValidationError(
+                f"{resource_type}/{resource['id']}: cannot be mapped ({exc})", source=unit.source
+            ) from exc
+        result.imported[resource_type] += 1
+        for table_name, table_rows in mapped.rows.items():
+            key = CHILD_KEYS.get(table_name, ("id",))
+            bucket = rows.setdefault(table_name, {})
+            for row in table_rows:
+                if row.get("patient_id", "") is None:
+                    raise FhirValidationError(
+                        f"{resource_type}/{resource['id']}: no patient (subject) reference",
+                        source=unit.source,
+                    )
+                bucket[tuple(row[k] for k in key)] = row
+    _write(session, rows, result)
+    return result
+
+
+def _table_order() -> list[str]:
+    order: list[str] = []
+    for resource_type in MAPPERS:
+        order.append(TABLES[resource_type].name)
+        if resource_type == "Patient":
+            order.append("patient_identifier")
+        if resource_type == "Claim":
+            order.append("claim_item")
+    return order
+
+
+TABLE_ORDER = _table_order()
+TYPE_OF_TABLE = {table.name: rt for rt, table in TABLES.items()}
+ALL_TABLES: dict[str, Table] = {
+    **{table.name: table for table in TABLES.values()},
+    "patient_identifier": PatientIdentifier.__table__,  # type: ignore[dict-item]
+    "claim_item": ClaimItem.__table__,  # type: ignore[dict-item]
+}
+
+
+def _parents_first(rows: list[dict[str, Any]], parent_key: str) -> list[dict[str, Any]]:
+    by_id = {row["id"]: row for row in rows}
+    ordered: list[dict[str, Any]] = []
+    seen: set[str] = set()
+
+    def place(row: dict[str, Any], depth: int = 0) -> None:
+        if row["id"] in seen or depth > 50:
+            return
+        parent = by_id.get(row.get(parent_key) or "")
+        if parent is not None:
+            place(parent, depth + 1)
+        seen.add(row["id"])
+        ordered.append(row)
+
+    for row in rows:
+        place(row)
+    return ordered
+
+
+def _write(
+    session: Session, rows: dict[str, dict[tuple[Any, ...], dict[str, Any]]], result: UnitResult
+) -> None:
+    dialect = session.get_bind().dialect.name
+    now = utcnow()
+    with session.begin_nested():
+        for table_name in TABLE_ORDER:
+            bucket = rows.get(table_name)
+            if not bucket:
+                continue
+            table = ALL_TABLES[table_name]
+            table_rows = list(bucket.values())
+            key = CHILD_KEYS.get(table_name, ("id",))
+            if key == ("id",):
+                existing = _existing_ids(session, table, [r["id"] for r in table_rows])
+                new = sum(1 for r in table_rows if r["id"] not in existing)
+                result.created[TYPE_OF_TABLE[table_name]] += new
+                for row in table_rows:
+                    row["created_at"] = now
+                    row["updated_at"] = now
+                if "part_of_id" in table.c:
+                    table_rows = _parents_first(table_rows, "part_of_id")
+            session.execute(_upsert_statement(table, dialect, key), table_rows)
+
+
+def _existing_ids(session: Session, table: Table, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        found.update(session.scalars(select(table.c.id).where(table.c.id.in_(chunk))))
+    return found
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def import_document(session: Session, document: Any, *, source: str = "<document>") -> UnitResult:
+    """Import one parsed Bundle or resource (see :func:`import_unit`)."""
+    return import_unit(session, unit_from_document(document, source=source))
+
+
+def import_paths(
+    factory: sessionmaker[Session],
+    paths: Iterable[Path],
+    *,
+    on_file: Callable[[Path, UnitResult | None, str | None], None] | None = None,
+) -> ImportReport:
+    """Import every FHIR file under ``paths``, one transaction per unit.
+
+    Parameters
+    ----------
+    factory : sessionmaker
+        Opens one session and transaction per unit (committed when the unit is stored,
+        rolled back when it is rejected).
+    paths : iterable of Path
+        Files (``.json``, ``.ndjson``, ``.jsonl``, each optionally ``.gz``) or folders.
+    on_file : callable, optional
+        Called after each file with ``(path, result or None, rejection reason or None)``,
+        e.g. to advance a progress bar.
+
+    Returns
+    -------
+    ImportReport
+
+    Raises
+    ------
+    InvalidInputError
+        If a path does not exist (nothing is imported).
+    """
+    started = time.perf_counter()
+    files = list(iter_source_files(paths))
+    report = ImportReport()
+    for path in files:
+        report.files += 1
+        file_result = UnitResult()
+        reason: str | None = None
+        try:
+            for unit in read_units(path):
+                with session_scope(factory) as session:
+                    unit_result = import_unit(session, unit)
+                report.add(unit_result)
+                file_result.imported.update(unit_result.imported)
+                file_result.skipped.update(unit_result.skipped)
+        except FhirValidationError as exc:
+            reason = exc.reason if exc.source else str(exc)
+        except (IntegrityError, DataError) as exc:
+            reason = f"rejected by the database: {str(exc.orig).splitlines()[0]}"
+        if reason is not None:
+            report.rejected.append({"file": str(path), "reason": reason})
+        if on_file is not None:
+            on_file(path, file_result if reason is None else None, reason)
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,140 @@
+"""Small helpers over plain FHIR dicts: references, codings, dates and money."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from healthos_core.errors import InvalidInputError
+
+
+def ref(resource_type: str, resource_id: str) -> str:
+    """Return the reference string ``"Type/id"``.
+
+    Examples
+    --------
+    >>> ref("Patient", "123")
+    'Patient/123'
+    """
+    return f"{resource_type}/{resource_id}"
+
+
+def parse_ref(reference: str) -> tuple[str, str]:
+    """Split ``"Type/id"`` (or ``".../Type/id"``, or ``"Type/id/_history/n"``) into its parts.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``reference`` has no ``Type/id`` part.
+
+    Examples
+    --------
+    >>> parse_ref("Encounter/abc")
+    ('Encounter', 'abc')
+    """
+    parts = reference.split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    if len(parts) < 2 or not parts[-1] or not parts[-2][:1].isupper():
+        raise InvalidInputError(f"reference {reference!r} is not of the form 'Type/id'")
+    return parts[-2], parts[-1]
+
+
+def ref_id(value: dict[str, Any] | None) -> str | None:
+    """Return the id of an already-resolved reference element ``{"reference": "Type/id"}``."""
+    if not value:
+        return None
+    reference = value.get("reference")
+    if not reference or "/" not in reference:
+        return None
+    return reference.rsplit("/", 1)[1]
+
+
+def first_coding(concept: dict[str, Any] | None) -> dict[str, Any]:
+    """Return the first coding of a CodeableConcept (empty dict when there is none)."""
+    if not concept:
+        return {}
+    codings = concept.get("coding") or []
+    if codings:
+        coding: dict[str, Any] = codings[0]
+        if "display" not in coding and concept.get("text"):
+            return {**coding, "display": concept["text"]}
+        return coding
+    if concept.get("text"):
+        return {"display": concept["text"]}
+    return {}
+
+
+def coded_columns(concept: dict[str, Any] | None) -> dict[str, Any]:
+    """Map a CodeableConcept to the ``code_system``/``code``/``display`` columns."""
+    coding = first_coding(concept)
+    display = coding.get("display")
+    return {
+        "code_system": coding.get("system"),
+        "code": coding.get("code"),
+        "display": display[:512] if display else None,
+    }
+
+
+def parse_datetime(value: str | None) -> dt.datetime | None:
+    """Parse a FHIR ``dateTime``/``instant``/``date`` into an aware UTC datetime.
+
+    A date (or partial date) means the start of that day in UTC; a time without a zone
+    is read as UTC (FHIR requires a zone whenever a time is given).
+
+    Raises
+    ------
+    InvalidInputError
+        If ``value`` is not a FHIR date or dateTime.
+
+    Examples
+    --------
+    >>> parse_datetime("2011-10-14T23:37:54+02:00").isoformat()
+    '2011-10-14T21:37:54+00:00'
+    >>> parse_datetime("1956-08").isoformat()
+    '1956-08-01T00:00:00+00:00'
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 4:
+            return dt.datetime(int(text), 1, 1, tzinfo=dt.UTC)
+        if len(text) == 7:
+            return dt.datetime(int(text[:4]), int(text[5:7]), 1, tzinfo=dt.UTC)
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInputError(f"{value!r} is not a FHIR date or dateTime") from exc
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
+
+
+def parse_date(value: str | None) -> dt.date | None:
+    """Parse a FHIR ``date`` (``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``)."""
+    parsed = parse_datetime(value)
+    return parsed.date() if parsed else None
+
+
+def format_datetime(value: dt.datetime | None) -> str | None:
+    """Format an aware datetime as a FHIR ``dateTime`` string."""
+    return value.isoformat() if value else None
+
+
+def money(value: dict[str, Any] | None) -> tuple[Decimal | None, str | None]:
+    """Return ``(amount, currency)`` of a FHIR Money element, exact (no float rounding)."""
+    if not value or value.get("value") is None:
+        return None, None
+    try:
+        amount = Decimal(str(value["value"]))
+    except InvalidOperation as exc:
+        raise InvalidInputError(f"Money value {value['value']!r} is not a number") from exc
+    return amount.quantize(Decimal("0.01")), value.get("currency")
+
+
+def period(value: dict[str, Any] | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """Return ``(start, end)`` of a FHIR Period."""
+    if not value:
+        return None, None
+    return parse_datetime(value.get("start")), parse_datetime(value.get("end"))

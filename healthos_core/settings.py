@@ -1,0 +1,107 @@
+"""Settings for HealthOS, read once from the environment (prefix ``HEALTHOS_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Role = Literal[
+    "clinician",
+    "nurse",
+    "finance",
+    "operations",
+    "leadership",
+    "data_scientist",
+    "admin",
+    "patient",
+]
+
+#: Development tokens; refused when ``environment`` is ``production``.
+DEV_TOKENS: dict[str, str] = {
+    "dev-clinician": "clinician",
+    "dev-nurse": "nurse",
+    "dev-finance": "finance",
+    "dev-operations": "operations",
+    "dev-leadership": "leadership",
+    "dev-admin": "admin",
+}
+
+
+class Settings(BaseSettings):
+    """HealthOS runtime settings.
+
+    Every field can be set by an environment variable named ``HEALTHOS_<FIELD>``
+    (for example ``HEALTHOS_DATABASE_URL``) or in a ``.env`` file in the working
+    directory.
+
+    Attributes
+    ----------
+    environment : {"development", "test", "production"}, default="development"
+        Deployment environment; development tokens are refused in production.
+    var_dir : Path, default=Path("var")
+        Folder for the embedded SQLite database and the local MLflow store.
+    database_url : str or None, default=None
+        SQLAlchemy URL. ``None`` means the embedded SQLite file ``<var_dir>/healthos.db``.
+    api_tokens : dict of str to SecretStr-free role name
+        Bearer token → role. Default: the development tokens in :data:`DEV_TOKENS`.
+    market : {"US", "IN", "UK"}, default="US"
+        Billing market (charges, tax, claims rules).
+    currency : str, default="USD"
+        ISO 4217 currency used for charges when the chargemaster gives none.
+    host, port : str, int
+        Where ``healthos serve`` listens; default 127.0.0.1:8000.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="HEALTHOS_", env_file=".env", env_ignore_empty=True, extra="ignore"
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    var_dir: Path = Path("var")
+    database_url: str | None = None
+    api_tokens: dict[str, Role] = Field(default_factory=lambda: dict(DEV_TOKENS))  # type: ignore[arg-type]
+    secret_key: SecretStr = SecretStr("development-only-secret")
+    market: Literal["US", "IN", "UK"] = "US"
+    currency: str = "USD"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens_not_empty(cls, value: dict[str, Role]) -> dict[str, Role]:
+        for token in value:
+            if len(token) < 8:
+                raise ValueError("each API token must be at least 8 characters long")
+        return value
+
+    def model_post_init(self, __context: object) -> None:
+        """Refuse development secrets and tokens in production."""
+        if self.environment == "production":
+            if self.secret_key.get_secret_value() == "development-only-secret":
+                raise ValueError("HEALTHOS_SECRET_KEY must be set in production")
+            if set(self.api_tokens) & set(DEV_TOKENS):
+                raise ValueError("development API tokens are not allowed in production")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to the embedded SQLite file under ``var_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'healthos.db').as_posix()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once from the environment.
+
+    Returns
+    -------
+    Settings
+        Cached settings; call ``get_settings.cache_clear()`` in tests after changing the
+        environment.
+    """
+    return Settings()

@@ -1,0 +1,112 @@
+"""Shared fixtures: a migrated database on SQLite and on the local PostgreSQL.
+
+Every test that takes ``engine`` (or ``session``, ``session_factory``) runs twice: once
+on SQLite and once on PostgreSQL at 127.0.0.1:5432 (trust auth, database ``test``;
+override with ``HEALTHOS_TEST_POSTGRES_URL``). Each xdist worker gets its own
+PostgreSQL schema, and tables are emptied after each test, so code under test may
+commit.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+import healthos_core  # noqa: F401
+from healthos_core.db import Base, make_engine, make_session_factory
+from healthos_core.migrate import upgrade
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+POSTGRES_URL = os.environ.get(
+    "HEALTHOS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def postgres_engine_for_schema(schema: str) -> Engine:
+    """Create (fresh) ``schema`` in the test database and return an engine scoped to it."""
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    return sa.create_engine(
+        POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"}
+    )
+
+
+def postgres_url_for_schema(schema: str) -> str:
+    """A URL (with ``options``) selecting ``schema``, for code that builds its own engine."""
+    postgres_engine_for_schema(schema).dispose()
+    return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def migrated_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A database migrated to head, one per backend per worker."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "test.db"
+        engine = make_engine(f"sqlite:///{path}")
+    else:
+        engine = postgres_engine_for_schema(f"hos_test_{_worker()}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def truncate_all(engine: Engine) -> None:
+    """Delete every row of every HealthOS table (children first)."""
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture
+def engine(migrated_engine: Engine) -> Iterator[Engine]:
+    """The migrated engine, emptied after the test."""
+    yield migrated_engine
+    truncate_all(migrated_engine)
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """A session factory on the per-test engine."""
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session whose outer transaction the test controls (commit or not)."""
+    with session_factory() as s:
+        yield s
+        s.rollback()
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    """Row count of every HealthOS table: a snapshot to prove nothing was half-written."""
+    with engine.connect() as conn:
+        return {
+            t.name: int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())
+            for t in Base.metadata.sorted_tables
+        }
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real datasets folder ``../shared/data`` beside the repository."""
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"{SHARED_DATA} is missing: integration tests need ../shared/data beside the repo")
+    return SHARED_DATA
