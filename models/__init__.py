@@ -1,0 +1,1 @@
+"""HealthOS models: offline training, evaluation and export (scikit-learn, ONNX, MLflow)."""
