@@ -1,0 +1,384 @@
+"""The ``healthos`` command line (typer + rich).
+
+Every command takes ``--db URL`` (default: the embedded SQLite file under ``./var/``,
+or ``HEALTHOS_DATABASE_URL``) and exits non-zero with a one-line reason on bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from healthos_core.db import make_engine, make_session_factory
+from healthos_core.errors import HealthOSError, NotFoundError
+from healthos_core.settings import get_settings
+
+app = typer.Typer(
+    name="healthos",
+    help="HealthOS: one live hospital record, billing truth and advisory reasoning.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+chargemaster_app = typer.Typer(help="Chargemaster (CDM): load prices, derive them from claims.")
+db_app = typer.Typer(help="Database schema.")
+app.add_typer(chargemaster_app, name="chargemaster")
+app.add_typer(db_app, name="db")
+
+err = Console(stderr=True)
+out = Console()
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: HEALTHOS_DATABASE_URL or ./var/healthos.db)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+EXIT_INVALID = 2
+EXIT_NOT_FOUND = 3
+
+
+def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
+    """Print a one-line reason to stderr and exit with ``code``."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Map HealthOS errors to one-line messages and exit codes (the CLI's one boundary)."""
+    try:
+        yield
+    except NotFoundError as exc:
+        fail(str(exc), EXIT_NOT_FOUND)
+    except HealthOSError as exc:
+        fail(str(exc))
+
+
+def open_database(db: str | None) -> tuple[Engine, sessionmaker[Session]]:
+    """Create the engine for ``db`` (or the settings' URL), migrate it to head."""
+    from healthos_core.migrate import upgrade
+
+    url = db or get_settings().resolved_database_url
+    try:
+        engine = make_engine(url)
+        upgrade(engine)
+    except Exception as exc:
+        fail(f"cannot open database {_safe_url(url)}: {str(exc).splitlines()[0]}")
+    return engine, make_session_factory(engine)
+
+
+def _safe_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def progress_bar(console: Console | None = None) -> Progress:
+    """A rich progress bar for long work (to stderr so ``--json`` stays clean)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console or err,
+        transient=False,
+    )
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout (Decimals as strings)."""
+    sys.stdout.write(json.dumps(data, default=str, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- db
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Create or migrate the database schema to the newest revision."""
+    engine, _ = open_database(db)
+    out.print(f"database at {_safe_url(str(engine.url))} is up to date")
+
+
+# --------------------------------------------------------------------------- import / export
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[list[Path], typer.Argument(help="FHIR files or folders, or a PhysioNet 2012 folder.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Import FHIR R4 Bundles / NDJSON (.json, .ndjson, .gz, folders) into the record.
+
+    A folder laid out like the PhysioNet 2012 challenge data (set-*.tar.gz) is imported
+    through the long-format observation importer with the shipped LOINC mapping.
+    """
+    from healthos_core.fhir.importer import iter_source_files
+
+    for path in paths:
+        if not path.exists():
+            fail(f"{path}: no such file or folder")
+    _, factory = open_database(db)
+    physionet = [p for p in paths if p.is_dir() and any(p.glob("set-*.tar.gz"))]
+    fhir_paths = [p for p in paths if p not in physionet]
+    result: dict[str, Any] = {}
+    with translate_errors():
+        if fhir_paths:
+            result = _import_fhir(factory, fhir_paths, list(iter_source_files(fhir_paths)), as_json)
+        for folder in physionet:
+            result = _merge_reports(result, _import_physionet(factory, folder, as_json))
+    if as_json:
+        print_json(result)
+    else:
+        _print_import_summary(result)
+    if result.get("rejected") and not result.get("imported"):
+        raise typer.Exit(1)
+
+
+def _import_fhir(
+    factory: sessionmaker[Session], paths: list[Path], files: list[Path], quiet: bool
+) -> dict[str, Any]:
+    from healthos_core.fhir.importer import UnitResult, import_paths
+
+    with progress_bar() as progress:
+        task = progress.add_task("import FHIR", total=len(files))
+
+        def on_file(path: Path, result: UnitResult | None, reason: str | None) -> None:
+            progress.advance(task)
+            if reason is not None and not quiet:
+                progress.console.print(f"[yellow]rejected[/] {path.name}: {reason}", highlight=False)
+
+        report = import_paths(factory, paths, on_file=on_file)
+    return report.to_dict()
+
+
+def _import_physionet(factory: sessionmaker[Session], folder: Path, quiet: bool) -> dict[str, Any]:
+    from healthos_core.observations_import import import_physionet2012
+
+    with progress_bar() as progress:
+        task = progress.add_task(f"import {folder.name}", total=None)
+        report = import_physionet2012(
+            factory, folder, on_stay=lambda n, total: progress.update(task, completed=n, total=total)
+        )
+    return report.to_dict()
+
+
+def _merge_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    if not a:
+        return b
+    merged = dict(a)
+    merged["files"] = a.get("files", 0) + b.get("files", 0)
+    for key in ("imported", "created", "skipped", "flagged"):
+        combined = dict(a.get(key, {}))
+        for name, count in b.get(key, {}).items():
+            combined[name] = combined.get(name, 0) + count
+        merged[key] = combined
+    merged["rejected"] = a.get("rejected", []) + b.get("rejected", [])
+    merged["seconds"] = round(a.get("seconds", 0) + b.get("seconds", 0), 3)
+    return merged
+
+
+def _print_import_summary(result: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Imported from {result.get('files', 0)} files in {result.get('seconds', 0)} s")
+    table.add_column("resource type")
+    table.add_column("imported", justify="right")
+    table.add_column("new", justify="right")
+    for name, count in result.get("imported", {}).items():
+        table.add_row(name, str(count), str(result.get("created", {}).get(name, 0)))
+    for name, count in result.get("skipped", {}).items():
+        table.add_row(f"[dim]{name} (not stored)[/]", "0", f"[dim]skipped {count}[/]")
+    out.print(table)
+    for name, count in result.get("flagged", {}).items():
+        out.print(f"flagged as implausible, not imported as facts: {name}: {count}")
+    for rejected in result.get("rejected", []):
+        out.print(f"[red]rejected[/] {rejected['file']}: {rejected['reason']}", highlight=False)
+
+
+@app.command("export")
+def export(
+    reference: Annotated[str, typer.Argument(help="Patient/ID")],
+    db: DbOption = None,
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file.")] = None,
+) -> None:
+    """Write a patient's FHIR R4 Bundle (Patient/$everything shape)."""
+    from healthos_core.fhir.exporter import export_patient
+
+    resource_type, _, patient_id = reference.partition("/")
+    if resource_type != "Patient" or not patient_id:
+        fail(f"{reference!r} is not a Patient reference: pass Patient/<id>")
+    _, factory = open_database(db)
+    with translate_errors(), factory() as session:
+        bundle = export_patient(session, patient_id)
+    text = json.dumps(bundle, indent=2)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
+        err.print(f"wrote {len(bundle['entry'])} resources to {output}")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+# --------------------------------------------------------------------------- chargemaster
+
+
+@chargemaster_app.command("load")
+def chargemaster_load(
+    csv_path: Annotated[Path, typer.Argument(help="CSV: code_system,code,description,unit_price,currency,...")],
+    db: DbOption = None,
+) -> None:
+    """Load (or update) chargemaster prices from a CSV file, all rows or none."""
+    from healthos_core.billing.chargemaster import load_chargemaster_csv
+
+    if not csv_path.is_file():
+        fail(f"{csv_path}: no such file")
+    _, factory = open_database(db)
+    with translate_errors(), factory.begin() as session:
+        count = load_chargemaster_csv(session, csv_path)
+    out.print(f"loaded {count} chargemaster entries from {csv_path}")
+
+
+@chargemaster_app.command("derive")
+def chargemaster_derive(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Build chargemaster prices from the prices seen on imported claims."""
+    from healthos_core.billing.chargemaster import derive_chargemaster_from_claims
+
+    _, factory = open_database(db)
+    with translate_errors(), factory.begin() as session:
+        count = derive_chargemaster_from_claims(session)
+    if as_json:
+        print_json({"derived": count})
+    else:
+        out.print(f"derived {count} chargemaster entries from imported claims")
+
+
+# --------------------------------------------------------------------------- evaluate / score
+
+
+@app.command("evaluate")
+def evaluate(
+    name: Annotated[str, typer.Argument(help="What to evaluate: news2")],
+    data: Annotated[Path, typer.Option("--data", help="Dataset folder in its own layout.")],
+    as_json: JsonOption = False,
+    limit: Annotated[int | None, typer.Option(help="First N stays only.")] = None,
+) -> None:
+    """Measure a score or model against real outcomes and print its metrics."""
+    if name != "news2":
+        fail(f"unknown evaluation {name!r}: available: news2")
+    if not data.is_dir():
+        fail(f"{data}: no such folder")
+    from models.evaluation.news2 import evaluate_news2
+
+    with translate_errors(), progress_bar() as progress:
+        task = progress.add_task("NEWS2 on ICU stays", total=limit)
+        try:
+            result = evaluate_news2(data, limit=limit, progress=lambda n: progress.update(task, completed=n))
+        except (FileNotFoundError, ValueError) as exc:
+            fail(str(exc))
+    if as_json:
+        print_json(result)
+    else:
+        out.print_json(data=result)
+
+
+@app.command("score")
+def score(
+    kind: Annotated[str | None, typer.Option("--kind", help="Only this kind, e.g. clinical.news2.")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the scorers over the record, store their suggestions and print them."""
+    from reasoning.registry import run_scorers
+
+    _, factory = open_database(db)
+    with translate_errors(), factory.begin() as session:
+        suggestions = run_scorers(session, kind=kind)
+    if as_json:
+        for suggestion in suggestions:
+            sys.stdout.write(json.dumps(suggestion.to_dict(), default=str) + "\n")
+    else:
+        from serving.report import print_suggestions
+
+        print_suggestions(out, suggestions)
+
+
+# --------------------------------------------------------------------------- serve / demo
+
+
+@app.command("serve")
+def serve(
+    db: DbOption = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+) -> None:
+    """Serve the API (and OpenAPI docs at /docs) with uvicorn until interrupted."""
+    import uvicorn
+
+    from serving.main import create_app
+
+    settings = get_settings()
+    engine, _ = open_database(db)
+    uvicorn.run(
+        create_app(settings, engine=engine),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+    )
+
+
+@app.command("demo")
+def demo(
+    db: DbOption = None,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Exit after printing.")] = False,
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+) -> None:
+    """The main job: build the record from the shipped sample, charge, score, print, serve."""
+    from serving.demo import run_demo
+
+    engine, factory = open_database(db)
+    with translate_errors():
+        run_demo(factory, console=out)
+    if not no_serve:
+        import uvicorn
+
+        from serving.main import create_app
+
+        settings = get_settings()
+        bind_host, bind_port = host or settings.host, port or settings.port
+        out.print(
+            f"\nServing the API on http://{bind_host}:{bind_port} (docs at /docs); "
+            "Ctrl+C to stop. Try: curl -H 'Authorization: Bearer dev-nurse' "
+            f"http://{bind_host}:{bind_port}/api/v1/suggestions?audience=nurse"
+        )
+        uvicorn.run(create_app(settings, engine=engine), host=bind_host, port=bind_port, log_level="warning")
+
+
+def main() -> None:
+    """Entry point for ``python -m serving.cli``."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
