@@ -15,7 +15,8 @@ def alembic_config(engine: Engine) -> Config:
     """Build an Alembic configuration bound to ``engine`` (no ``alembic.ini`` needed)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    url = engine.url.render_as_string(hide_password=False).replace("%", "%%")
+    config.set_main_option("sqlalchemy.url", url)
     config.attributes["engine"] = engine
     return config
 

@@ -343,7 +343,12 @@ def resolve_references(
 # --------------------------------------------------------------------------- writing
 
 
-def _upsert_statement(table: Table, dialect: str, key: tuple[str, ...]) -> Any:
+def upsert_statement(table: Table, dialect: str, key: tuple[str, ...] = ("id",)) -> Any:
+    """Return an ``INSERT … ON CONFLICT`` statement for ``table`` on ``dialect``.
+
+    Rows whose ``key`` exists are updated (all columns but the key and ``created_at``);
+    tables with a surrogate autoincrement key and a natural ``key`` ignore duplicates.
+    """
     module: Any = postgresql if dialect == "postgresql" else sqlite
     stmt = module.insert(table)
     autoincrement_pk = [c.name for c in table.primary_key.columns if c.autoincrement is True]
@@ -506,7 +511,7 @@ def _write(
                     row["updated_at"] = now
                 if "part_of_id" in table.c:
                     table_rows = _parents_first(table_rows, "part_of_id")
-            session.execute(_upsert_statement(table, dialect, key), table_rows)
+            session.execute(upsert_statement(table, dialect, key), table_rows)
 
 
 def _existing_ids(session: Session, table: Table, ids: list[str]) -> set[str]:
