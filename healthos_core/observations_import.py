@@ -244,7 +244,8 @@ def _physionet_reference_rows(now: dt.datetime) -> tuple[list[dict[str, Any]], l
 def _stay_rows(stay: Stay, now: dt.datetime) -> tuple[dict[str, Any], dict[str, Any], list[LongRow]]:
     patient_id = f"physionet-2012-{stay.record_id}"
     age = stay.descriptors.get("Age")
-    gender = {0.0: "female", 1.0: "male"}.get(stay.descriptors.get("Gender") or -1.0, "unknown")
+    sex = stay.descriptors.get("Gender")
+    gender = {0.0: "female", 1.0: "male"}.get(sex, "unknown") if sex is not None else "unknown"
     birth = dt.date(PHYSIONET_ANCHOR.year - int(age), 1, 1) if age is not None else None
     patient = {
         "id": patient_id,
@@ -258,7 +259,8 @@ def _stay_rows(stay: Stay, now: dt.datetime) -> tuple[dict[str, Any], dict[str, 
         "birth_date": birth,
         "deceased_at": None,
     }
-    icu_type = int(stay.descriptors.get("ICUType") or 3)
+    icu_descriptor = stay.descriptors.get("ICUType")
+    icu_type = int(icu_descriptor) if icu_descriptor is not None else 3
     location_id = ICU_LOCATIONS.get(icu_type, ICU_LOCATIONS[3])[0]
     last_minute = max((m.minutes for m in stay.measurements), default=0)
     encounter = {

@@ -61,10 +61,16 @@ def migrated_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
         path = tmp_path_factory.mktemp("db") / "test.db"
         engine = make_engine(f"sqlite:///{path}")
     else:
-        engine = postgres_engine_for_schema(f"hos_test_{_worker()}")
+        schema = f"hos_test_{_worker()}_{os.getpid()}"
+        engine = postgres_engine_for_schema(schema)
     upgrade(engine)
     yield engine
     engine.dispose()
+    if request.param == "postgresql":
+        admin = make_engine(POSTGRES_URL)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def truncate_all(engine: Engine) -> None:
