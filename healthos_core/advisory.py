@@ -14,11 +14,27 @@ from collections.abc import Collection, Iterable, Sequence
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, case, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    case,
+    func,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload
 
 from healthos_core.db import Base, utcnow
-from healthos_core.errors import ConflictError, InvalidInputError, NotFoundError, PermissionDeniedError
+from healthos_core.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 
 
 class SuggestionStatus(enum.StrEnum):
@@ -83,3 +99,565 @@ class SuggestionAction(Base):
 
     def __repr__(self) -> str:
         return f"SuggestionAction(suggestion_id={self.suggestion_id!r}, action={self.action!r})"
+
+
+# --------------------------------------------------------------------------------------
+# Services: store suggestions, list them as worklists, record what people do with them.
+# ``reasoning`` is not imported here (imports point one way); any object with the fields
+# of ``reasoning.Suggestion`` is accepted, as :class:`SuggestionLike` describes.
+# --------------------------------------------------------------------------------------
+
+#: Who a suggestion can be for (``reasoning.Audience`` values).
+AUDIENCES: tuple[str, ...] = ("clinician", "nurse", "finance", "operations", "leadership")
+#: Card indicators, most urgent first: the worklist order.
+SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
+#: What a person can do with a suggestion, and the status each action sets.
+ACTION_STATUS: dict[str, SuggestionStatus] = {
+    "acknowledge": SuggestionStatus.ACKNOWLEDGED,
+    "act": SuggestionStatus.ACTED,
+    "dismiss": SuggestionStatus.DISMISSED,
+}
+SuggestionActionName = Literal["acknowledge", "act", "dismiss"]
+
+_MAX_PAGE = 1000
+_IN_CHUNK = 500
+_CONTENT_FIELDS = (
+    "kind",
+    "audience",
+    "severity",
+    "subject",
+    "patient_id",
+    "facility_id",
+    "score",
+    "band",
+    "summary",
+    "explanation",
+    "recommended_action",
+    "source_name",
+    "source_version",
+    "source_reference",
+    "amount_at_stake",
+    "currency",
+)
+
+
+class FactorLike(Protocol):
+    """One input's part in a score (the fields of ``reasoning.Factor``)."""
+
+    @property
+    def name(self) -> str:
+        """Parameter, feature or rule id."""
+
+    @property
+    def value(self) -> float | str | None:
+        """The input value, in ``unit``."""
+
+    @property
+    def contribution(self) -> float:
+        """Signed contribution to the score."""
+
+    @property
+    def unit(self) -> str | None:
+        """Unit of ``value``."""
+
+    @property
+    def text(self) -> str | None:
+        """The factor in words."""
+
+
+class ExplanationLike(Protocol):
+    """Why a suggestion was made (the fields of ``reasoning.Explanation``)."""
+
+    @property
+    def method(self) -> str:
+        """``"rule:<name>"`` or ``"model:<name>@<version>"``."""
+
+    @property
+    def factors(self) -> Sequence[FactorLike]:
+        """Factors, largest absolute contribution first."""
+
+    @property
+    def evidence(self) -> Sequence[str]:
+        """References ``"Type/id"`` the score rests on."""
+
+
+class SourceLike(Protocol):
+    """The scorer behind a suggestion (the fields of ``reasoning.Source``)."""
+
+    @property
+    def name(self) -> str:
+        """Scorer name."""
+
+    @property
+    def version(self) -> str:
+        """Scorer version."""
+
+    @property
+    def reference(self) -> str | None:
+        """Published reference, e.g. ``"RCP NEWS2 2017"``."""
+
+
+class SuggestionLike(Protocol):
+    """Anything with the fields of ``reasoning.Suggestion`` (SPEC §5).
+
+    ``audience`` and ``severity`` may be plain strings or string enums.
+    """
+
+    @property
+    def id(self) -> str:
+        """Deterministic id (same record state and scorer version → same id)."""
+
+    @property
+    def kind(self) -> str:
+        """Kind, e.g. ``clinical.news2`` or ``finance.denial_risk``."""
+
+    @property
+    def audience(self) -> str:
+        """One of :data:`AUDIENCES`."""
+
+    @property
+    def severity(self) -> str:
+        """One of :data:`SEVERITIES`."""
+
+    @property
+    def subject(self) -> str:
+        """``"Type/id"`` reference."""
+
+    @property
+    def summary(self) -> str:
+        """At most 140 characters."""
+
+    @property
+    def explanation(self) -> ExplanationLike:
+        """Method, factors and evidence."""
+
+    @property
+    def recommended_action(self) -> str:
+        """What to do about it."""
+
+    @property
+    def source(self) -> SourceLike:
+        """Scorer name, version and reference."""
+
+    @property
+    def score(self) -> float | None:
+        """Points or calibrated probability."""
+
+    @property
+    def band(self) -> str | None:
+        """The score's band."""
+
+    @property
+    def patient_id(self) -> str | None:
+        """The patient the subject belongs to."""
+
+    @property
+    def facility_id(self) -> str | None:
+        """The facility of the subject."""
+
+    @property
+    def amount_at_stake(self) -> Decimal | None:
+        """Money involved, in ``currency``."""
+
+    @property
+    def currency(self) -> str | None:
+        """ISO 4217 code of ``amount_at_stake``."""
+
+    @property
+    def created_at(self) -> dt.datetime:
+        """Aware UTC time the suggestion was made."""
+
+
+def _plain(value: object) -> str:
+    """Return an enum's value, or ``str(value)``."""
+    return str(value.value) if isinstance(value, enum.Enum) else str(value)
+
+
+def _check_length(field: str, value: str | None) -> None:
+    """Refuse a value longer than its column (PostgreSQL would refuse it at flush)."""
+    column_type = SuggestionRecord.__table__.c[field].type
+    length = getattr(column_type, "length", None)
+    if value is not None and length is not None and len(value) > length:
+        raise InvalidInputError(
+            f"suggestion {field} is {len(value)} characters; the limit is {length}"
+        )
+
+
+def _json_scalar(value: object) -> float | int | str | None:
+    """Return a factor value as JSON: non-finite floats become ``None``, others text."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return str(value)
+
+
+def _suggestion_values(suggestion: SuggestionLike) -> dict[str, Any]:
+    """Validate one suggestion and return its column values (content fields only)."""
+    sid = suggestion.id
+    if not sid:
+        raise InvalidInputError("a suggestion has no id: build it with reasoning.Suggestion")
+    audience = _plain(suggestion.audience)
+    severity = _plain(suggestion.severity)
+    if audience not in AUDIENCES:
+        raise InvalidInputError(f"suggestion {sid}: audience {audience!r} not in {AUDIENCES}")
+    if severity not in SEVERITIES:
+        raise InvalidInputError(f"suggestion {sid}: severity {severity!r} not in {SEVERITIES}")
+    if "/" not in suggestion.subject:
+        raise InvalidInputError(f"suggestion {sid}: subject must be a 'Type/id' reference")
+    score = suggestion.score
+    if score is not None and not math.isfinite(score):
+        raise InvalidInputError(f"suggestion {sid}: score must be finite (got {score})")
+    amount = suggestion.amount_at_stake
+    if amount is not None:
+        if not amount.is_finite():
+            raise InvalidInputError(f"suggestion {sid}: amount_at_stake must be finite")
+        amount = amount.quantize(Decimal("0.01"))
+    created = suggestion.created_at
+    if created.tzinfo is None or created.utcoffset() is None:
+        raise InvalidInputError(f"suggestion {sid}: created_at must be timezone-aware")
+    explanation = suggestion.explanation
+    factors = []
+    for factor in explanation.factors:
+        if not math.isfinite(factor.contribution):
+            raise InvalidInputError(
+                f"suggestion {sid}: factor {factor.name!r} has a non-finite contribution"
+            )
+        factors.append(
+            {
+                "name": factor.name,
+                "value": _json_scalar(factor.value),
+                "contribution": float(factor.contribution),
+                "unit": factor.unit,
+                "text": factor.text,
+            }
+        )
+    values: dict[str, Any] = {
+        "kind": suggestion.kind,
+        "audience": audience,
+        "severity": severity,
+        "subject": suggestion.subject,
+        "patient_id": suggestion.patient_id,
+        "facility_id": suggestion.facility_id,
+        "score": None if score is None else float(score),
+        "band": suggestion.band,
+        "summary": suggestion.summary,
+        "explanation": {
+            "method": explanation.method,
+            "factors": factors,
+            "evidence": list(explanation.evidence),
+        },
+        "recommended_action": suggestion.recommended_action,
+        "source_name": suggestion.source.name,
+        "source_version": suggestion.source.version,
+        "source_reference": suggestion.source.reference,
+        "amount_at_stake": amount,
+        "currency": suggestion.currency,
+    }
+    _check_length("id", sid)
+    for field in ("kind", "subject", "patient_id", "facility_id", "band", "summary"):
+        _check_length(field, values[field])
+    for field in ("source_name", "source_version", "source_reference", "currency"):
+        _check_length(field, values[field])
+    return values
+
+
+def save_suggestions(session: Session, suggestions: Iterable[SuggestionLike]) -> int:
+    """Store suggestions, inserting new ones and refreshing the content of known ones.
+
+    Suggestion ids are deterministic, so re-scoring the same record state updates the
+    stored suggestion instead of duplicating it. A stored suggestion keeps its
+    ``created_at`` (when it was first made), its status (who acknowledged, acted on or
+    dismissed it, when and why) and its audit actions; everything else is replaced by
+    the new content. All suggestions are validated before anything is written.
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        The caller's session; flushed, not committed.
+    suggestions : iterable of SuggestionLike
+        ``reasoning.Suggestion`` objects (or anything with the same fields). When an id
+        occurs more than once, the last occurrence wins.
+
+    Returns
+    -------
+    int
+        Number of distinct suggestions stored (inserted plus refreshed).
+
+    Raises
+    ------
+    InvalidInputError
+        If a suggestion has an unknown audience or severity, a summary over 140
+        characters, a field longer than its column, a non-finite score, or a naive
+        ``created_at``. Nothing is written.
+
+    Examples
+    --------
+    >>> save_suggestions(session, NEWS2Scorer().score(session, "Encounter/1"))  # doctest: +SKIP
+    1
+    """
+    pending: dict[str, tuple[dict[str, Any], dt.datetime]] = {}
+    for suggestion in suggestions:
+        pending[suggestion.id] = (_suggestion_values(suggestion), suggestion.created_at)
+    ids = list(pending)
+    existing: dict[str, SuggestionRecord] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        rows = session.scalars(select(SuggestionRecord).where(SuggestionRecord.id.in_(chunk)))
+        existing.update((row.id, row) for row in rows)
+    for sid, (values, created_at) in pending.items():
+        record = existing.get(sid)
+        if record is None:
+            session.add(
+                SuggestionRecord(
+                    id=sid, created_at=created_at, status=SuggestionStatus.OPEN.value, **values
+                )
+            )
+        else:
+            for field in _CONTENT_FIELDS:
+                setattr(record, field, values[field])
+    session.flush()
+    return len(pending)
+
+
+def _as_list(name: str, value: str | Collection[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else list(value)
+    if name == "status":
+        allowed = {s.value for s in SuggestionStatus}
+        unknown = sorted(set(items) - allowed)
+        if unknown:
+            raise InvalidInputError(
+                f"unknown suggestion status {unknown}: use one of {sorted(allowed)}"
+            )
+    return items
+
+
+def list_suggestions(
+    session: Session,
+    *,
+    audience: str | Collection[str] | None = None,
+    subject: str | None = None,
+    patient_id: str | None = None,
+    kind: str | None = None,
+    status: str | Collection[str] | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[SuggestionRecord], int]:
+    """Return a worklist page of stored suggestions and the total number that match.
+
+    Ordered most urgent first: severity (critical, warning, info), then score
+    (highest first, suggestions without a score last), then newest first, then id.
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        The caller's session.
+    audience : str or collection of str, optional
+        Only suggestions for this audience (or any of these; an empty collection
+        matches nothing).
+    subject : str, optional
+        Only suggestions about this ``"Type/id"`` subject.
+    patient_id : str, optional
+        Only suggestions about this patient (its id, without ``"Patient/"``).
+    kind : str, optional
+        Only this kind, e.g. ``"clinical.news2"``.
+    status : str or collection of str, optional
+        Only these statuses (``open``, ``acknowledged``, ``acted``, ``dismissed``).
+    limit : int, default=100
+        Page size, 1 to 1000.
+    offset : int, default=0
+        Number of matching suggestions to skip.
+
+    Returns
+    -------
+    suggestions : list of SuggestionRecord
+        At most ``limit`` suggestions (without their actions loaded).
+    count : int
+        Number of suggestions matching the filters, ignoring ``limit``/``offset``.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``status`` is unknown, ``limit`` is outside 1–1000 or ``offset`` negative.
+    """
+    if not 1 <= limit <= _MAX_PAGE:
+        raise InvalidInputError(f"limit must be between 1 and {_MAX_PAGE} (got {limit})")
+    if offset < 0:
+        raise InvalidInputError(f"offset must not be negative (got {offset})")
+    conditions: list[ColumnElement[bool]] = []
+    audiences = _as_list("audience", audience)
+    if audiences is not None:
+        conditions.append(SuggestionRecord.audience.in_(audiences))
+    statuses = _as_list("status", status)
+    if statuses is not None:
+        conditions.append(SuggestionRecord.status.in_(statuses))
+    if subject is not None:
+        conditions.append(SuggestionRecord.subject == subject)
+    if patient_id is not None:
+        conditions.append(SuggestionRecord.patient_id == patient_id)
+    if kind is not None:
+        conditions.append(SuggestionRecord.kind == kind)
+    count = session.scalar(select(func.count()).select_from(SuggestionRecord).where(*conditions))
+    severity_rank = case(
+        {name: rank for rank, name in enumerate(SEVERITIES)},
+        value=SuggestionRecord.severity,
+        else_=len(SEVERITIES),
+    )
+    query = (
+        select(SuggestionRecord)
+        .where(*conditions)
+        .order_by(
+            severity_rank,
+            SuggestionRecord.score.desc().nulls_last(),
+            SuggestionRecord.created_at.desc(),
+            SuggestionRecord.id,
+        )
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(session.scalars(query)), int(count or 0)
+
+
+def get_suggestion(
+    session: Session, suggestion_id: str, *, audiences: Collection[str] | None = None
+) -> SuggestionRecord:
+    """Return one stored suggestion with its actions (oldest first).
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        The caller's session.
+    suggestion_id : str
+        The suggestion's id.
+    audiences : collection of str, optional
+        The audiences the caller may see; ``None`` means all.
+
+    Returns
+    -------
+    SuggestionRecord
+        With ``actions`` loaded.
+
+    Raises
+    ------
+    NotFoundError
+        If no suggestion has this id.
+    PermissionDeniedError
+        If the suggestion's audience is not in ``audiences``.
+    """
+    record = session.scalar(
+        select(SuggestionRecord)
+        .where(SuggestionRecord.id == suggestion_id)
+        .options(selectinload(SuggestionRecord.actions))
+    )
+    if record is None:
+        raise NotFoundError(f"no suggestion with id {suggestion_id!r}")
+    if audiences is not None and record.audience not in audiences:
+        raise PermissionDeniedError(
+            f"suggestion {suggestion_id!r} is for the {record.audience} audience, "
+            "which this role may not see"
+        )
+    return record
+
+
+def act_on_suggestion(
+    session: Session,
+    suggestion_id: str,
+    *,
+    action: SuggestionActionName,
+    actor: str,
+    role: str,
+    reason: str | None = None,
+    audiences: Collection[str] | None = None,
+    at: dt.datetime | None = None,
+) -> SuggestionRecord:
+    """Record that a person acknowledged, acted on or dismissed a suggestion.
+
+    Sets the suggestion's status, ``status_by``, ``status_at`` and ``status_reason``,
+    and appends a :class:`SuggestionAction` (the audit trail, never edited). The
+    record itself is never changed: acting on a suggestion is the person's decision.
+
+    Allowed transitions: an open or acknowledged suggestion can be acknowledged,
+    acted on or dismissed; an acted-on suggestion can be acted on again or dismissed;
+    a dismissed suggestion is closed.
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        The caller's session; flushed, not committed.
+    suggestion_id : str
+        The suggestion's id.
+    action : {"acknowledge", "act", "dismiss"}
+        What the person did.
+    actor : str
+        Who did it (a user or token subject; not a secret).
+    role : str
+        The role they acted in (``clinician``, ``finance`` …).
+    reason : str, optional
+        Why. Required to dismiss; blank text counts as none.
+    audiences : collection of str, optional
+        The audiences the actor may act for; ``None`` means all.
+    at : datetime, optional
+        Aware time of the action; default now (UTC).
+
+    Returns
+    -------
+    SuggestionRecord
+        The updated suggestion, with its actions loaded.
+
+    Raises
+    ------
+    NotFoundError
+        If no suggestion has this id.
+    InvalidInputError
+        If the action is unknown, ``actor`` or ``role`` is blank, or a dismissal
+        has no reason.
+    PermissionDeniedError
+        If the suggestion's audience is not in ``audiences``.
+    ConflictError
+        If the suggestion was dismissed, or if acknowledging would move an acted-on
+        suggestion back.
+    """
+    if action not in ACTION_STATUS:
+        raise InvalidInputError(f"unknown action {action!r}: use one of {sorted(ACTION_STATUS)}")
+    actor = actor.strip()
+    role = role.strip()
+    if not actor or not role:
+        raise InvalidInputError("an action on a suggestion needs the actor and their role")
+    _check_action_length("actor", actor)
+    _check_action_length("role", role)
+    reason = reason.strip() if reason else None
+    reason = reason or None
+    if action == "dismiss" and reason is None:
+        raise InvalidInputError("dismissing a suggestion needs a reason: say why it does not apply")
+    if at is None:
+        at = utcnow()
+    elif at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidInputError("the time of an action must be timezone-aware")
+    record = get_suggestion(session, suggestion_id, audiences=audiences)
+    if record.status == SuggestionStatus.DISMISSED:
+        raise ConflictError(
+            f"suggestion {suggestion_id!r} was dismissed and is closed; "
+            "it reopens only if a scorer raises it again with new evidence"
+        )
+    if record.status == SuggestionStatus.ACTED and action == "acknowledge":
+        raise ConflictError(
+            f"suggestion {suggestion_id!r} was already acted on; "
+            "acknowledging it would move it back"
+        )
+    record.status = ACTION_STATUS[action].value
+    record.status_by = actor
+    record.status_at = at
+    record.status_reason = reason
+    record.actions.append(
+        SuggestionAction(action=action, actor=actor, role=role, reason=reason, at=at)
+    )
+    session.flush()
+    return record
+
+
+def _check_action_length(field: str, value: str) -> None:
+    length = getattr(SuggestionAction.__table__.c[field].type, "length", None)
+    if length is not None and len(value) > length:
+        raise InvalidInputError(f"action {field} is {len(value)} characters; the limit is {length}")

@@ -1,0 +1,143 @@
+"""Request dependencies: database session, settings, the caller and their role.
+
+Use the ``Annotated`` aliases in route signatures::
+
+    def read_patient(*, session: SessionDep, user: CurrentUser, patient_id: str) -> ...
+
+Tokens are never logged, stored or echoed: a caller is known by a pseudonymous
+subject derived from a hash of their token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
+
+from healthos_core.errors import PermissionDeniedError
+from healthos_core.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="An API token from HEALTHOS_API_TOKENS")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller.
+
+    Parameters
+    ----------
+    subject : str
+        Pseudonymous, stable id of the token (``"token:<16 hex>"``, a SHA-256 prefix),
+        recorded as the actor of audited actions. Never the token itself.
+    role : str
+        The role the token grants (``clinician``, ``nurse``, ``finance`` …).
+    """
+
+    subject: str
+    role: str
+
+
+def get_app_settings(request: Request) -> Settings:
+    """Return the settings the app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """Yield a session holding one transaction: committed on success, rolled back on error.
+
+    Runs with ``scope="function"``, so the commit happens before the response is
+    sent and a failed commit becomes an error response, not a false success.
+
+    Raises
+    ------
+    RuntimeError
+        If the app's lifespan has not run (use ``with TestClient(app) as client``).
+    """
+    factory: sessionmaker[Session] | None = getattr(request.app.state, "session_factory", None)
+    if factory is None:
+        raise RuntimeError("the app has no database yet: its lifespan has not started")
+    with factory() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def token_subject(token: str) -> str:
+    """Return the pseudonymous subject of an API token (a SHA-256 prefix, not reversible)."""
+    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail=detail,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def get_current_user(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """Authenticate the bearer token against ``settings.api_tokens``.
+
+    Raises
+    ------
+    fastapi.HTTPException
+        401 with ``WWW-Authenticate: Bearer`` if the token is missing or unknown.
+    """
+    if credentials is None or not credentials.credentials:
+        raise _unauthorized("send an API token: 'Authorization: Bearer <token>'")
+    given = credentials.credentials.encode()
+    role: str | None = None
+    for token, token_role in settings.api_tokens.items():  # compare all, in constant time
+        if hmac.compare_digest(given, token.encode()):
+            role = token_role
+    if role is None:
+        raise _unauthorized("the API token is not valid")
+    return Principal(subject=token_subject(credentials.credentials), role=role)
+
+
+CurrentUser = Annotated[Principal, Depends(get_current_user)]
+
+
+def require_roles(*roles: str) -> Callable[[Principal], Principal]:
+    """Return a dependency that lets through only callers with one of ``roles``.
+
+    Parameters
+    ----------
+    *roles : str
+        Allowed roles.
+
+    Returns
+    -------
+    callable
+        A dependency returning the :class:`Principal`; it raises
+        :class:`~healthos_core.errors.PermissionDeniedError` (403) for other roles.
+
+    Examples
+    --------
+    >>> Reader = Annotated[Principal, Depends(require_roles("clinician", "nurse"))]
+    """
+    allowed = frozenset(roles)
+
+    def check_role(user: CurrentUser) -> Principal:
+        if user.role not in allowed:
+            names = ", ".join(sorted(allowed))
+            raise PermissionDeniedError(
+                f"the {user.role} role may not use this route; allowed roles: {names}"
+            )
+        return user
+
+    return check_role

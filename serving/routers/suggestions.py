@@ -1,0 +1,208 @@
+"""Suggestions: worklists by audience, one suggestion with its audit trail, and actions.
+
+Acknowledge, act and dismiss are recorded with who, in which role, when and why.
+
+Who may see and act on which audience's suggestions:
+
+============== ======================================= ===========================
+role           reads audiences                         acts on audiences
+============== ======================================= ===========================
+clinician      clinician, nurse                        clinician, nurse
+nurse          nurse, clinician                        nurse, clinician
+finance        finance                                 finance
+operations     operations                              operations
+leadership     leadership, operations, finance         leadership
+admin          all                                     none (a professional decides)
+others         none (403)                              none (403)
+============== ======================================= ===========================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from sqlalchemy.orm import Session
+
+from healthos_core.advisory import (
+    AUDIENCES,
+    SuggestionActionName,
+    act_on_suggestion,
+    get_suggestion,
+    list_suggestions,
+)
+from healthos_core.errors import PermissionDeniedError
+from serving.deps import CurrentUser, Principal, SessionDep
+from serving.schemas.suggestions import (
+    AudienceName,
+    StatusName,
+    SuggestionActionCreate,
+    SuggestionDetailPublic,
+    SuggestionPublic,
+    SuggestionsPublic,
+)
+
+_CLINICAL = frozenset({"clinician", "nurse"})
+ROLE_READ_AUDIENCES: dict[str, frozenset[str]] = {
+    "clinician": _CLINICAL,
+    "nurse": _CLINICAL,
+    "finance": frozenset({"finance"}),
+    "operations": frozenset({"operations"}),
+    "leadership": frozenset({"leadership", "operations", "finance"}),
+    "admin": frozenset(AUDIENCES),
+}
+ROLE_ACT_AUDIENCES: dict[str, frozenset[str]] = {
+    "clinician": _CLINICAL,
+    "nurse": _CLINICAL,
+    "finance": frozenset({"finance"}),
+    "operations": frozenset({"operations"}),
+    "leadership": frozenset({"leadership"}),
+}
+
+router = APIRouter(prefix="/suggestions", tags=["suggestions"])
+
+SuggestionId = Annotated[str, Path(min_length=1, max_length=64, description="Suggestion id")]
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceAccess:
+    """The caller and the audiences whose suggestions they may see or act on."""
+
+    principal: Principal
+    audiences: frozenset[str]
+
+
+def reader_access(user: CurrentUser) -> AudienceAccess:
+    """Return the audiences the caller may read; 403 if none."""
+    audiences = ROLE_READ_AUDIENCES.get(user.role, frozenset())
+    if not audiences:
+        raise PermissionDeniedError(f"the {user.role} role may not read suggestions")
+    return AudienceAccess(principal=user, audiences=audiences)
+
+
+def actor_access(user: CurrentUser) -> AudienceAccess:
+    """Return the audiences the caller may act for; 403 if none."""
+    audiences = ROLE_ACT_AUDIENCES.get(user.role, frozenset())
+    if not audiences:
+        raise PermissionDeniedError(
+            f"the {user.role} role may not acknowledge, act on or dismiss suggestions"
+        )
+    return AudienceAccess(principal=user, audiences=audiences)
+
+
+ReaderDep = Annotated[AudienceAccess, Depends(reader_access)]
+ActorDep = Annotated[AudienceAccess, Depends(actor_access)]
+
+
+def listed_audiences(
+    access: ReaderDep,
+    audience: Annotated[
+        AudienceName | None,
+        Query(description="Only this audience; default: every audience the role may read"),
+    ] = None,
+) -> list[str]:
+    """Return the audiences to list: the one asked for (403 if not readable) or all readable."""
+    if audience is None:
+        return sorted(access.audiences)
+    if audience not in access.audiences:
+        raise PermissionDeniedError(
+            f"the {access.principal.role} role may not read {audience} suggestions"
+        )
+    return [audience]
+
+
+@router.get("", response_model=SuggestionsPublic)
+def read_suggestions(
+    *,
+    session: SessionDep,
+    audiences: Annotated[list[str], Depends(listed_audiences)],
+    subject: Annotated[
+        str | None, Query(max_length=128, description='e.g. "Encounter/123"')
+    ] = None,
+    patient: Annotated[
+        str | None, Query(max_length=72, description='Patient id or "Patient/<id>"')
+    ] = None,
+    kind: Annotated[str | None, Query(max_length=64, description='e.g. "clinical.news2"')] = None,
+    status: Annotated[
+        list[StatusName] | None, Query(description="Repeat for several statuses")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> SuggestionsPublic:
+    """List suggestions, most urgent first (severity, then score, then newest)."""
+    records, count = list_suggestions(
+        session,
+        audience=audiences,
+        subject=subject,
+        patient_id=None if patient is None else patient.removeprefix("Patient/"),
+        kind=kind,
+        status=status,
+        limit=limit,
+        offset=offset,
+    )
+    return SuggestionsPublic(data=[SuggestionPublic.from_entity(r) for r in records], count=count)
+
+
+@router.get("/{suggestion_id}", response_model=SuggestionDetailPublic)
+def read_suggestion(
+    *, session: SessionDep, access: ReaderDep, suggestion_id: SuggestionId
+) -> SuggestionDetailPublic:
+    """Read one suggestion with its audit trail of actions."""
+    record = get_suggestion(session, suggestion_id, audiences=access.audiences)
+    return SuggestionDetailPublic.from_entity(record)
+
+
+def _act(
+    session: Session,
+    access: AudienceAccess,
+    suggestion_id: str,
+    action: SuggestionActionName,
+    body: SuggestionActionCreate | None,
+) -> SuggestionDetailPublic:
+    record = act_on_suggestion(
+        session,
+        suggestion_id,
+        action=action,
+        actor=access.principal.subject,
+        role=access.principal.role,
+        reason=None if body is None else body.reason,
+        audiences=access.audiences,
+    )
+    return SuggestionDetailPublic.from_entity(record)
+
+
+@router.post("/{suggestion_id}/acknowledge", response_model=SuggestionDetailPublic)
+def acknowledge_suggestion(
+    *,
+    session: SessionDep,
+    access: ActorDep,
+    suggestion_id: SuggestionId,
+    body: SuggestionActionCreate | None = None,
+) -> SuggestionDetailPublic:
+    """Acknowledge a suggestion: seen, under review (reason optional)."""
+    return _act(session, access, suggestion_id, "acknowledge", body)
+
+
+@router.post("/{suggestion_id}/act", response_model=SuggestionDetailPublic)
+def act_on(
+    *,
+    session: SessionDep,
+    access: ActorDep,
+    suggestion_id: SuggestionId,
+    body: SuggestionActionCreate | None = None,
+) -> SuggestionDetailPublic:
+    """Record that the recommended action (or another) was taken (reason optional)."""
+    return _act(session, access, suggestion_id, "act", body)
+
+
+@router.post("/{suggestion_id}/dismiss", response_model=SuggestionDetailPublic)
+def dismiss_suggestion(
+    *,
+    session: SessionDep,
+    access: ActorDep,
+    suggestion_id: SuggestionId,
+    body: SuggestionActionCreate | None = None,
+) -> SuggestionDetailPublic:
+    """Dismiss a suggestion; the body's ``reason`` is required (422 without it)."""
+    return _act(session, access, suggestion_id, "dismiss", body)

@@ -1,0 +1,56 @@
+"""Shapes shared by every route: problem details (RFC 9457) and service status."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ProblemFieldError(BaseModel):
+    """One invalid request field (the input value itself is never echoed)."""
+
+    loc: list[str | int] = Field(description="Where the field is: ('query', 'limit') …")
+    msg: str
+    type: str
+
+
+class ProblemDetails(BaseModel):
+    """An error, as RFC 9457 problem details (``application/problem+json``).
+
+    ``code`` is a stable machine-readable code (``not-found``, ``invalid-input``,
+    ``conflict``, ``forbidden``, ``unauthorized`` …); ``errors`` lists invalid
+    request fields on 422 responses to malformed requests.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(default="about:blank", description="URI identifying the problem type")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = Field(default=None, description="The request path")
+    code: str
+    errors: list[ProblemFieldError] | None = None
+
+
+class HealthPublic(BaseModel):
+    """Liveness: the process is up."""
+
+    status: Literal["ok"] = "ok"
+    version: str
+
+
+class ModelVersionPublic(BaseModel):
+    """A loaded ML model: registered name and version."""
+
+    name: str
+    version: str
+
+
+class ReadyPublic(BaseModel):
+    """Readiness: the database answers and the listed models are loaded."""
+
+    status: Literal["ready"] = "ready"
+    database: Literal["ok"] = "ok"
+    models: list[ModelVersionPublic] = Field(default_factory=list)

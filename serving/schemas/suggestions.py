@@ -1,0 +1,148 @@
+"""API shapes of advisory suggestions and the actions people take on them (SPEC §5)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from healthos_core.advisory import SuggestionRecord
+
+AudienceName = Literal["clinician", "nurse", "finance", "operations", "leadership"]
+SeverityName = Literal["info", "warning", "critical"]
+StatusName = Literal["open", "acknowledged", "acted", "dismissed"]
+ActionName = Literal["acknowledge", "act", "dismiss"]
+
+
+class FactorPublic(BaseModel):
+    """One input's part in the score: its value (in ``unit``) and signed contribution."""
+
+    name: str
+    value: float | str | None = None
+    contribution: float
+    unit: str | None = None
+    text: str | None = None
+
+
+class ExplanationPublic(BaseModel):
+    """Why: the method (``rule:…`` or ``model:…@version``), factors and evidence references."""
+
+    method: str
+    factors: list[FactorPublic] = []
+    evidence: list[str] = Field(default=[], description='References such as "Observation/12"')
+
+
+class SourcePublic(BaseModel):
+    """The scorer behind a suggestion: name, version and published reference."""
+
+    name: str
+    version: str
+    reference: str | None = None
+
+
+class SuggestionPublic(BaseModel):
+    """An advisory suggestion with its basis, for a person to review (SPEC §5).
+
+    ``amount_at_stake`` is a decimal string in ``currency`` (never a float).
+    ``status_by``/``status_at``/``status_reason`` say who last acknowledged, acted
+    on or dismissed it, when and why.
+    """
+
+    id: str
+    kind: str
+    audience: AudienceName
+    severity: SeverityName
+    subject: str
+    patient_id: str | None = None
+    facility_id: str | None = None
+    score: float | None = None
+    band: str | None = None
+    summary: str
+    explanation: ExplanationPublic
+    recommended_action: str
+    source: SourcePublic
+    amount_at_stake: str | None = Field(default=None, examples=["1250.00"])
+    currency: str | None = None
+    created_at: dt.datetime
+    status: StatusName
+    status_by: str | None = None
+    status_at: dt.datetime | None = None
+    status_reason: str | None = None
+
+    @classmethod
+    def _fields_of(cls, record: SuggestionRecord) -> dict[str, Any]:
+        amount = record.amount_at_stake
+        return {
+            "id": record.id,
+            "kind": record.kind,
+            "audience": record.audience,
+            "severity": record.severity,
+            "subject": record.subject,
+            "patient_id": record.patient_id,
+            "facility_id": record.facility_id,
+            "score": record.score,
+            "band": record.band,
+            "summary": record.summary,
+            "explanation": ExplanationPublic.model_validate(record.explanation),
+            "recommended_action": record.recommended_action,
+            "source": SourcePublic(
+                name=record.source_name,
+                version=record.source_version,
+                reference=record.source_reference,
+            ),
+            "amount_at_stake": None if amount is None else format(amount, "f"),
+            "currency": record.currency,
+            "created_at": record.created_at,
+            "status": record.status,
+            "status_by": record.status_by,
+            "status_at": record.status_at,
+            "status_reason": record.status_reason,
+        }
+
+    @classmethod
+    def from_entity(cls, record: SuggestionRecord) -> SuggestionPublic:
+        """Build from a stored :class:`~healthos_core.advisory.SuggestionRecord`."""
+        return cls(**cls._fields_of(record))
+
+
+class SuggestionActionCreate(BaseModel):
+    """Body of acknowledge / act / dismiss: why (required to dismiss)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class SuggestionActionPublic(BaseModel):
+    """One audited action: who (and in which role), what, when and why."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    action: ActionName
+    actor: str
+    role: str
+    reason: str | None = None
+    at: dt.datetime
+
+
+class SuggestionDetailPublic(SuggestionPublic):
+    """A suggestion with its audit trail of actions, oldest first."""
+
+    actions: list[SuggestionActionPublic] = []
+
+    @classmethod
+    def from_entity(cls, record: SuggestionRecord) -> SuggestionDetailPublic:
+        """Build from a stored suggestion whose ``actions`` are loaded."""
+        return cls(
+            **cls._fields_of(record),
+            actions=[SuggestionActionPublic.model_validate(a) for a in record.actions],
+        )
+
+
+class SuggestionsPublic(BaseModel):
+    """A page of suggestions, most urgent first; ``count`` ignores the page."""
+
+    data: list[SuggestionPublic]
+    count: int
