@@ -29,7 +29,9 @@ from healthos_core.db import make_engine, make_session_factory
 from healthos_core.fhir.importer import import_paths, iter_source_files
 from healthos_core.migrate import upgrade
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "synthea-fhir-r4" / "bundles"
+DEFAULT_DATA = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "synthea-fhir-r4" / "bundles"
+)
 
 
 def parse_only(files: list[Path]) -> tuple[int, float]:
@@ -37,7 +39,9 @@ def parse_only(files: list[Path]) -> tuple[int, float]:
     started = time.perf_counter()
     count = 0
     for path in files:
-        document = json.loads(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes())
+        document = json.loads(
+            gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        )
         Bundle.model_validate(document)
         count += len(document.get("entry") or [])
     return count, time.perf_counter() - started
@@ -47,7 +51,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     """Run the benchmark and print a JSON result."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--db", default=None, help="database URL (default: a temporary SQLite file)")
+    parser.add_argument(
+        "--db", default=None, help="database URL (default: a temporary SQLite file)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N files only")
     args = parser.parse_args(argv)
 
@@ -82,7 +88,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             "seconds": round(report.seconds, 2),
             "resources_per_s": round(imported / report.seconds, 1),
         },
-        "ratio_import_vs_parse": round((imported / report.seconds) / (base_count / base_seconds), 3),
+        "ratio_import_vs_parse": round(
+            (imported / report.seconds) / (base_count / base_seconds), 3
+        ),
         "target_ratio": 0.7,
         "peak_rss_mib": round(peak_mib, 1),
         "target_peak_rss_mib": 1024,

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from sqlalchemy import JSON, Dialect, Engine, MetaData, Numeric, String, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
 
 from healthos_core.errors import InvalidInputError
@@ -44,13 +44,17 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value is None:
             return None
         if value.tzinfo is None or value.utcoffset() is None:
-            raise InvalidInputError(f"naive datetime {value.isoformat()} given: times must be aware")
+            raise InvalidInputError(
+                f"naive datetime {value.isoformat()} given: times must be aware"
+            )
         value = value.astimezone(dt.UTC)
         if dialect.name == "sqlite":
             return value.replace(tzinfo=None)
         return value
 
-    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
         """Return an aware UTC datetime."""
         if value is None:
             return None
@@ -69,7 +73,7 @@ class Base(DeclarativeBase):
     """Declarative base of every HealthOS entity."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
         dt.datetime: UTCDateTime(),
         Decimal: Numeric(14, 2),
         dict[str, Any]: JSON(),

@@ -33,13 +33,24 @@ from healthos_core.errors import InvalidInputError
 from healthos_core.fhir.importer import upsert_statement
 from healthos_core.record.entities import Encounter, Location, Observation, Organization, Patient
 
-MAPPING_COLUMNS = ("parameter", "system", "code", "display", "unit", "category", "scale", "min", "max")
+MAPPING_COLUMNS = (
+    "parameter",
+    "system",
+    "code",
+    "display",
+    "unit",
+    "category",
+    "scale",
+    "min",
+    "max",
+)
 
 #: Fixed admission time given to every PhysioNet stay (the challenge publishes only
 #: hours since ICU admission, never dates).
 PHYSIONET_ANCHOR = dt.datetime(2012, 1, 1, tzinfo=dt.UTC)
 PHYSIONET_FACILITY = "physionet-2012"
-#: ICUType → (Location id, name): 1 coronary care, 2 cardiac surgery recovery, 3 medical, 4 surgical.
+#: ICUType → (Location id, name): 1 coronary care, 2 cardiac surgery recovery, 3 medical,
+#: 4 surgical.
 ICU_LOCATIONS = {
     1: ("physionet-2012-ccu", "Coronary Care Unit"),
     2: ("physionet-2012-csru", "Cardiac Surgery Recovery Unit"),
@@ -89,7 +100,9 @@ def load_mapping(path: Path | None = None) -> dict[str, ParameterMapping]:
         names the file and line.
     """
     if path is None:
-        text = resources.files("healthos_core").joinpath("data/mappings/physionet2012.csv").read_text()
+        text = (
+            resources.files("healthos_core").joinpath("data/mappings/physionet2012.csv").read_text()
+        )
         source = "physionet2012.csv"
     else:
         text = path.read_text(encoding="utf-8")
@@ -209,7 +222,9 @@ def observation_rows(
     return out
 
 
-def _physionet_reference_rows(now: dt.datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _physionet_reference_rows(
+    now: dt.datetime,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     organization = {
         "id": PHYSIONET_FACILITY,
         "facility_id": PHYSIONET_FACILITY,
@@ -241,7 +256,9 @@ def _physionet_reference_rows(now: dt.datetime) -> tuple[list[dict[str, Any]], l
     return [organization], locations
 
 
-def _stay_rows(stay: Stay, now: dt.datetime) -> tuple[dict[str, Any], dict[str, Any], list[LongRow]]:
+def _stay_rows(
+    stay: Stay, now: dt.datetime
+) -> tuple[dict[str, Any], dict[str, Any], list[LongRow]]:
     patient_id = f"physionet-2012-{stay.record_id}"
     age = stay.descriptors.get("Age")
     sex = stay.descriptors.get("Gender")
@@ -285,11 +302,16 @@ def _stay_rows(stay: Stay, now: dt.datetime) -> tuple[dict[str, Any], dict[str, 
     }
     rows = [
         LongRow(patient_id, PHYSIONET_ANCHOR, name, float(value))
-        for name, value in (("Height", stay.descriptors.get("Height")), ("Weight", stay.descriptors.get("Weight")))
+        for name, value in (
+            ("Height", stay.descriptors.get("Height")),
+            ("Weight", stay.descriptors.get("Weight")),
+        )
         if value is not None
     ]
     rows.extend(
-        LongRow(patient_id, PHYSIONET_ANCHOR + dt.timedelta(minutes=m.minutes), m.parameter, m.value)
+        LongRow(
+            patient_id, PHYSIONET_ANCHOR + dt.timedelta(minutes=m.minutes), m.parameter, m.value
+        )
         for m in stay.measurements
     )
     return patient, encounter, rows

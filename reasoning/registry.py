@@ -19,7 +19,7 @@ def default_scorers() -> list[Scorer]:
 
 
 def available_kinds() -> list[str]:
-    """The suggestion kinds the shipped scorers produce."""
+    """Return the suggestion kinds the shipped scorers produce."""
     return sorted({s.kind for s in default_scorers()})
 
 

@@ -47,7 +47,9 @@ out = Console()
 
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Database URL (default: HEALTHOS_DATABASE_URL or ./var/healthos.db)."),
+    typer.Option(
+        "--db", help="Database URL (default: HEALTHOS_DATABASE_URL or ./var/healthos.db)."
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -93,7 +95,7 @@ def _safe_url(url: str) -> str:
 
 
 def progress_bar(console: Console | None = None) -> Progress:
-    """A rich progress bar for long work (to stderr so ``--json`` stays clean)."""
+    """Return a rich progress bar for long work (on stderr, so ``--json`` stays clean)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -125,7 +127,9 @@ def db_upgrade(db: DbOption = None) -> None:
 
 @app.command("import")
 def import_(
-    paths: Annotated[list[Path], typer.Argument(help="FHIR files or folders, or a PhysioNet 2012 folder.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="FHIR files or folders, or a PhysioNet 2012 folder.")
+    ],
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -167,7 +171,9 @@ def _import_fhir(
         def on_file(path: Path, result: UnitResult | None, reason: str | None) -> None:
             progress.advance(task)
             if reason is not None and not quiet:
-                progress.console.print(f"[yellow]rejected[/] {path.name}: {reason}", highlight=False)
+                progress.console.print(
+                    f"[yellow]rejected[/] {path.name}: {reason}", highlight=False
+                )
 
         report = import_paths(factory, paths, on_file=on_file)
     return report.to_dict()
@@ -179,7 +185,9 @@ def _import_physionet(factory: sessionmaker[Session], folder: Path, quiet: bool)
     with progress_bar() as progress:
         task = progress.add_task(f"import {folder.name}", total=None)
         report = import_physionet2012(
-            factory, folder, on_stay=lambda n, total: progress.update(task, completed=n, total=total)
+            factory,
+            folder,
+            on_stay=lambda n, total: progress.update(task, completed=n, total=total),
         )
     return report.to_dict()
 
@@ -202,7 +210,9 @@ def _merge_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 def _print_import_summary(result: dict[str, Any]) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Imported from {result.get('files', 0)} files in {result.get('seconds', 0)} s")
+    table = Table(
+        title=f"Imported from {result.get('files', 0)} files in {result.get('seconds', 0)} s"
+    )
     table.add_column("resource type")
     table.add_column("imported", justify="right")
     table.add_column("new", justify="right")
@@ -245,7 +255,9 @@ def export(
 
 @chargemaster_app.command("load")
 def chargemaster_load(
-    csv_path: Annotated[Path, typer.Argument(help="CSV: code_system,code,description,unit_price,currency,...")],
+    csv_path: Annotated[
+        Path, typer.Argument(help="CSV: code_system,code,description,unit_price,currency,...")
+    ],
     db: DbOption = None,
 ) -> None:
     """Load (or update) chargemaster prices from a CSV file, all rows or none."""
@@ -293,7 +305,9 @@ def evaluate(
     with translate_errors(), progress_bar() as progress:
         task = progress.add_task("NEWS2 on ICU stays", total=limit)
         try:
-            result = evaluate_news2(data, limit=limit, progress=lambda n: progress.update(task, completed=n))
+            result = evaluate_news2(
+                data, limit=limit, progress=lambda n: progress.update(task, completed=n)
+            )
         except (FileNotFoundError, ValueError) as exc:
             fail(str(exc))
     if as_json:
@@ -304,7 +318,9 @@ def evaluate(
 
 @app.command("score")
 def score(
-    kind: Annotated[str | None, typer.Option("--kind", help="Only this kind, e.g. clinical.news2.")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Only this kind, e.g. clinical.news2.")
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -354,7 +370,7 @@ def demo(
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
 ) -> None:
-    """The main job: build the record from the shipped sample, charge, score, print, serve."""
+    """Run the main job: load the shipped sample, post charges, score, print, serve."""
     from serving.demo import run_demo
 
     engine, factory = open_database(db)
@@ -372,7 +388,9 @@ def demo(
             "Ctrl+C to stop. Try: curl -H 'Authorization: Bearer dev-nurse' "
             f"http://{bind_host}:{bind_port}/api/v1/suggestions?audience=nurse"
         )
-        uvicorn.run(create_app(settings, engine=engine), host=bind_host, port=bind_port, log_level="warning")
+        uvicorn.run(
+            create_app(settings, engine=engine), host=bind_host, port=bind_port, log_level="warning"
+        )
 
 
 def main() -> None:

@@ -77,14 +77,32 @@ TRAJECTORIES = [
     Trajectory("stable", (14, 98, 135, 68, 36.6, 15, 21), (15, 97, 132, 70, 36.9, 15, 21)),
     Trajectory("settling", (22, 95, 112, 96, 38.2, 15, 21), (18, 96, 120, 84, 37.4, 15, 21)),
     Trajectory("stable", (18, 96, 118, 82, 37.1, 15, 21), (17, 96, 121, 80, 37.0, 15, 21)),
-    Trajectory("hypoxic (single parameter 3)", (18, 95, 124, 84, 37.0, 15, 21), (19, 91, 122, 86, 37.2, 15, 21)),
-    Trajectory("sepsis, deteriorating", (18, 96, 122, 88, 37.6, 15, 21), (22, 95, 108, 104, 38.4, 15, 21)),
+    Trajectory(
+        "hypoxic (single parameter 3)",
+        (18, 95, 124, 84, 37.0, 15, 21),
+        (19, 91, 122, 86, 37.2, 15, 21),
+    ),
+    Trajectory(
+        "sepsis, deteriorating", (18, 96, 122, 88, 37.6, 15, 21), (22, 95, 108, 104, 38.4, 15, 21)
+    ),
     Trajectory("stable", (15, 98, 140, 72, 36.5, 15, 21), (15, 98, 138, 70, 36.6, 15, 21)),
-    Trajectory("mild tachycardia", (17, 96, 116, 98, 37.4, 15, 21), (19, 95, 112, 104, 37.8, 15, 21)),
-    Trajectory("respiratory failure, deteriorating", (20, 94, 118, 92, 37.8, 15, 24), (26, 92, 104, 112, 38.3, 15, 35)),
+    Trajectory(
+        "mild tachycardia", (17, 96, 116, 98, 37.4, 15, 21), (19, 95, 112, 104, 37.8, 15, 21)
+    ),
+    Trajectory(
+        "respiratory failure, deteriorating",
+        (20, 94, 118, 92, 37.8, 15, 24),
+        (26, 92, 104, 112, 38.3, 15, 35),
+    ),
     Trajectory("stable", (16, 97, 130, 66, 36.4, 15, 21), (16, 97, 129, 68, 36.5, 15, 21)),
-    Trajectory("post-op, recovering", (20, 95, 108, 94, 37.9, 15, 24), (17, 96, 116, 86, 37.3, 15, 21)),
-    Trajectory("haemorrhage, deteriorating", (16, 97, 118, 90, 36.8, 15, 21), (23, 95, 86, 134, 36.2, 14, 21)),
+    Trajectory(
+        "post-op, recovering", (20, 95, 108, 94, 37.9, 15, 24), (17, 96, 116, 86, 37.3, 15, 21)
+    ),
+    Trajectory(
+        "haemorrhage, deteriorating",
+        (16, 97, 118, 90, 36.8, 15, 21),
+        (23, 95, 86, 134, 36.2, 14, 21),
+    ),
 ]
 
 
@@ -97,27 +115,45 @@ def _organizations(session: Session) -> None:
     for org_id, name, parent, type_code in hierarchy:
         session.merge(
             Organization(
-                id=org_id, name=name, part_of_id=parent, type_code=type_code, facility_id=org_id,
+                id=org_id,
+                name=name,
+                part_of_id=parent,
+                type_code=type_code,
+                facility_id=org_id,
                 active=True,
             )
         )
         session.flush()
     for ward_id, name in WARDS.items():
         session.merge(
-            Location(id=ward_id, name=name, kind="ward", physical_type="wa",
-                     managing_organization_id=FACILITY, facility_id=FACILITY)
+            Location(
+                id=ward_id,
+                name=name,
+                kind="ward",
+                physical_type="wa",
+                managing_organization_id=FACILITY,
+                facility_id=FACILITY,
+            )
         )
         session.flush()
         for bed in range(1, BEDS_PER_WARD + 1):
             session.merge(
-                Location(id=f"{ward_id}-bed-{bed}", name=f"{name.split(' (')[0]} bed {bed}", kind="bed",
-                         physical_type="bd", part_of_id=ward_id, managing_organization_id=FACILITY,
-                         facility_id=FACILITY)
+                Location(
+                    id=f"{ward_id}-bed-{bed}",
+                    name=f"{name.split(' (')[0]} bed {bed}",
+                    kind="bed",
+                    physical_type="bd",
+                    part_of_id=ward_id,
+                    managing_organization_id=FACILITY,
+                    facility_id=FACILITY,
+                )
             )
     session.flush()
 
 
-def _priced_codes(session: Session, entity: type[Procedure] | type[MedicationRequest], system: str) -> list[tuple[str, str]]:
+def _priced_codes(
+    session: Session, entity: type[Procedure] | type[MedicationRequest], system: str
+) -> list[tuple[str, str]]:
     priced = select(ChargemasterEntry.code).where(ChargemasterEntry.code_system == system)
     rows = session.execute(
         select(entity.code, func.min(entity.display))
@@ -129,7 +165,11 @@ def _priced_codes(session: Session, entity: type[Procedure] | type[MedicationReq
 
 
 def _vitals(
-    session: Session, encounter_id: str, trajectory: Trajectory, admitted: dt.datetime, now: dt.datetime,
+    session: Session,
+    encounter_id: str,
+    trajectory: Trajectory,
+    admitted: dt.datetime,
+    now: dt.datetime,
     rng: random.Random,
 ) -> None:
     hours = max(1, int((now - admitted).total_seconds() // 3600))
@@ -146,10 +186,18 @@ def _vitals(
         hr = round(hr + rng.uniform(-3, 3) * noise)
         temp = round(temp + rng.uniform(-0.1, 0.1) * noise, 1)
 
-        def record(code: str, value: float, unit: str, display: str, **extra: object) -> None:
+        def record(
+            code: str, value: float, unit: str, display: str, at: dt.datetime = at, **extra: object
+        ) -> None:
             service.record_observation(
-                session, encounter_id=encounter_id, code=code, value=value, unit=unit,
-                effective_at=at, display=display, **extra,  # type: ignore[arg-type]
+                session,
+                encounter_id=encounter_id,
+                code=code,
+                value=value,
+                unit=unit,
+                effective_at=at,
+                display=display,
+                **extra,  # type: ignore[arg-type]
             )
 
         record(t.RESPIRATORY_RATE, rr, "/min", "Respiratory rate")
@@ -159,12 +207,26 @@ def _vitals(
         record(t.GCS_TOTAL, round(gcs), "{score}", "Glasgow coma score total", category="survey")
         record(t.INHALED_OXYGEN_CONCENTRATION, round(fio2), "%", "Inhaled oxygen concentration")
         service.record_observation(
-            session, encounter_id=encounter_id, code=t.BLOOD_PRESSURE_PANEL, value=None, unit=None,
-            effective_at=at, display="Blood pressure panel",
+            session,
+            encounter_id=encounter_id,
+            code=t.BLOOD_PRESSURE_PANEL,
+            value=None,
+            unit=None,
+            effective_at=at,
+            display="Blood pressure panel",
             components=[
-                {"code": t.SYSTOLIC_BP, "value": sbp, "unit": "mm[Hg]", "display": "Systolic blood pressure"},
-                {"code": t.DIASTOLIC_BP, "value": round(sbp * 0.62), "unit": "mm[Hg]",
-                 "display": "Diastolic blood pressure"},
+                {
+                    "code": t.SYSTOLIC_BP,
+                    "value": sbp,
+                    "unit": "mm[Hg]",
+                    "display": "Systolic blood pressure",
+                },
+                {
+                    "code": t.DIASTOLIC_BP,
+                    "value": round(sbp * 0.62),
+                    "unit": "mm[Hg]",
+                    "display": "Diastolic blood pressure",
+                },
             ],
         )
 
@@ -195,30 +257,48 @@ def simulate_ward_census(session: Session, *, now: dt.datetime, seed: int = 2026
         select(Encounter).where(Encounter.id.like("demo-%"), Encounter.status == "in-progress")
     ):
         service.discharge(session, encounter_id=old.id, end=now - dt.timedelta(hours=23))
-    rng = random.Random(seed)
-    patients = list(session.scalars(select(Patient).where(Patient.deceased_at.is_(None)).order_by(Patient.id)))
+    rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not security
+    patients = list(
+        session.scalars(select(Patient).where(Patient.deceased_at.is_(None)).order_by(Patient.id))
+    )
     procedures = _priced_codes(session, Procedure, t.SNOMED)
     medications = _priced_codes(session, MedicationRequest, t.RXNORM)
     beds = [f"{ward}-bed-{n}" for ward in WARDS for n in range(1, BEDS_PER_WARD + 1)]
     admitted_count = 0
-    for index, (patient, trajectory) in enumerate(zip(patients, TRAJECTORIES, strict=False), start=1):
+    for index, (patient, trajectory) in enumerate(
+        zip(patients, TRAJECTORIES, strict=False), start=1
+    ):
         admitted = now - dt.timedelta(hours=rng.randint(6, 22))
         encounter = service.admit(
-            session, patient_id=patient.id, class_code="IMP", start=admitted, facility_id=FACILITY,
-            location_id=beds[index - 1], type_code=ADMISSION_CODE[0], type_display=ADMISSION_CODE[1],
+            session,
+            patient_id=patient.id,
+            class_code="IMP",
+            start=admitted,
+            facility_id=FACILITY,
+            location_id=beds[index - 1],
+            type_code=ADMISSION_CODE[0],
+            type_display=ADMISSION_CODE[1],
             id=f"demo-{day}-{index}",
         )
         _vitals(session, encounter.id, trajectory, admitted, now, rng)
         if procedures:
             code, display = procedures[rng.randrange(len(procedures))]
             service.record_procedure(
-                session, encounter_id=encounter.id, code_system=t.SNOMED, code=code, display=display,
+                session,
+                encounter_id=encounter.id,
+                code_system=t.SNOMED,
+                code=code,
+                display=display,
                 performed_at=admitted + dt.timedelta(hours=2),
             )
         if medications:
             code, display = medications[rng.randrange(len(medications))]
             service.record_medication_administration(
-                session, encounter_id=encounter.id, code_system=t.RXNORM, code=code, display=display,
+                session,
+                encounter_id=encounter.id,
+                code_system=t.RXNORM,
+                code=code,
+                display=display,
                 effective_at=admitted + dt.timedelta(hours=1),
             )
         admitted_count += 1
@@ -227,23 +307,29 @@ def simulate_ward_census(session: Session, *, now: dt.datetime, seed: int = 2026
 
 def print_summary(console: Console, session: Session) -> None:
     """Print what the record holds: patients, encounters, observations, charges."""
+
     def count(entity: type) -> int:
         return int(session.scalar(select(func.count()).select_from(entity)) or 0)
 
     charges = session.execute(
-        select(ChargeItem.currency, func.count(), func.sum(ChargeItem.total)).group_by(ChargeItem.currency)
+        select(ChargeItem.currency, func.count(), func.sum(ChargeItem.total)).group_by(
+            ChargeItem.currency
+        )
     ).all()
     inpatients = session.scalar(
-        select(func.count()).select_from(Encounter).where(
-            Encounter.status == "in-progress", Encounter.class_code == "IMP"
-        )
+        select(func.count())
+        .select_from(Encounter)
+        .where(Encounter.status == "in-progress", Encounter.class_code == "IMP")
     )
     console.print(
         f"[bold]Record[/]: {count(Patient)} patients, {count(Encounter)} encounters "
         f"({inpatients} inpatients now), {count(Observation)} observations"
     )
     for currency, n, total in charges:
-        console.print(f"[bold]Charges[/]: {n} ChargeItems, {Decimal(total or 0):,.2f} {currency} posted automatically")
+        console.print(
+            f"[bold]Charges[/]: {n} ChargeItems, {Decimal(total or 0):,.2f} {currency} "
+            "posted automatically"
+        )
 
 
 def _short_action(text: str, limit: int = 110) -> str:
@@ -251,7 +337,9 @@ def _short_action(text: str, limit: int = 110) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
-def print_suggestions(console: Console, suggestions: list[Suggestion], *, per_audience: int = 5) -> None:
+def print_suggestions(
+    console: Console, suggestions: list[Suggestion], *, per_audience: int = 5
+) -> None:
     """Print the top suggestions for each audience: severity, subject, summary, action."""
     if not suggestions:
         console.print("No suggestions.")
@@ -263,13 +351,19 @@ def print_suggestions(console: Console, suggestions: list[Suggestion], *, per_au
         for s in mine[:per_audience]:
             severity = str(s.severity)
             console.print(
-                f"[{colour[severity]}]{severity.upper():8}[/] {s.subject}  {s.summary}", highlight=False
+                f"[{colour[severity]}]{severity.upper():8}[/] {s.subject}  {s.summary}",
+                highlight=False,
             )
-            console.print(f"         [dim]→ {_short_action(s.recommended_action)}[/]", highlight=False)
+            console.print(
+                f"         [dim]→ {_short_action(s.recommended_action)}[/]", highlight=False
+            )
 
 
 def run_demo(
-    factory: sessionmaker[Session], *, console: Console, now: dt.datetime | None = None,
+    factory: sessionmaker[Session],
+    *,
+    console: Console,
+    now: dt.datetime | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> list[Suggestion]:
     """Run the whole demo against the database behind ``factory``.
@@ -302,7 +396,11 @@ def run_demo(
         admitted = simulate_ward_census(session, now=now)
     console.print(
         f"Ward census for {now:%Y-%m-%d}: "
-        + (f"{admitted} patients admitted with hourly vital signs" if admitted else "already loaded")
+        + (
+            f"{admitted} patients admitted with hourly vital signs"
+            if admitted
+            else "already loaded"
+        )
     )
     with session_scope(factory) as session:
         suggestions = run_scorers(session, as_of=now)

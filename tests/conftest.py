@@ -43,9 +43,7 @@ def postgres_engine_for_schema(schema: str) -> Engine:
         conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     admin.dispose()
-    return sa.create_engine(
-        POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"}
-    )
+    return sa.create_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
 
 
 def postgres_url_for_schema(schema: str) -> str:
@@ -55,7 +53,9 @@ def postgres_url_for_schema(schema: str) -> str:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def migrated_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def migrated_engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
     """A database migrated to head, one per backend per worker."""
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("db") / "test.db"
@@ -114,5 +114,7 @@ def table_counts(engine: Engine) -> dict[str, int]:
 def shared_data() -> Path:
     """The real datasets folder ``../shared/data`` beside the repository."""
     if not SHARED_DATA.is_dir():
-        pytest.fail(f"{SHARED_DATA} is missing: integration tests need ../shared/data beside the repo")
+        pytest.fail(
+            f"{SHARED_DATA} is missing: integration tests need ../shared/data beside the repo"
+        )
     return SHARED_DATA

@@ -131,7 +131,9 @@ class ClaimItem(Base):
     claim: Mapped[Claim] = relationship(back_populates="items")
 
     def __repr__(self) -> str:
-        return f"ClaimItem(claim_id={self.claim_id!r}, sequence={self.sequence}, code={self.code!r})"
+        return (
+            f"ClaimItem(claim_id={self.claim_id!r}, sequence={self.sequence}, code={self.code!r})"
+        )
 
 
 class ExplanationOfBenefit(RecordMixin, Base):

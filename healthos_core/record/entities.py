@@ -127,7 +127,9 @@ class PatientIdentifier(Base):
     __tablename__ = "patient_identifier"
     __table_args__ = (UniqueConstraint("patient_id", "system", "value"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    patient_id: Mapped[str] = mapped_column(ForeignKey("patient.id", ondelete="CASCADE"), index=True)
+    patient_id: Mapped[str] = mapped_column(
+        ForeignKey("patient.id", ondelete="CASCADE"), index=True
+    )
     system: Mapped[str] = mapped_column(String(255), default="")
     value: Mapped[str] = mapped_column(String(128), index=True)
     type_code: Mapped[str | None] = mapped_column(String(16))

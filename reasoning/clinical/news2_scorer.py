@@ -202,7 +202,15 @@ class News2Scorer(Scorer):
         return suggestions
 
     def _suggest(self, encounter: Encounter, readings: dict[str, _Reading]) -> Suggestion | None:
-        needed = ("resp_rate", "spo2", "on_oxygen", "systolic_bp", "pulse", "consciousness", "temperature")
+        needed = (
+            "resp_rate",
+            "spo2",
+            "on_oxygen",
+            "systolic_bp",
+            "pulse",
+            "consciousness",
+            "temperature",
+        )
         if any(name not in readings for name in needed):
             return None
         result = news2(
@@ -252,7 +260,9 @@ def _factors(result: News2Result, readings: dict[str, _Reading]) -> tuple[Factor
             value = reading.value if isinstance(reading.value, str) else float(reading.value)
             text = f"{label} {value:g}{unit}" if isinstance(value, float) else f"{label} {value}"
         factors.append(
-            Factor(name=name, value=value, contribution=float(points), unit=UNITS.get(name), text=text)
+            Factor(
+                name=name, value=value, contribution=float(points), unit=UNITS.get(name), text=text
+            )
         )
     factors.sort(key=lambda f: -f.contribution)
     return tuple(factors)

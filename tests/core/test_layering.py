@@ -8,7 +8,17 @@ import sys
 import pytest
 
 FORBIDDEN = {
-    "healthos_core": ["fastapi", "starlette", "uvicorn", "sklearn", "onnxruntime", "mlflow", "reasoning", "serving", "models"],
+    "healthos_core": [
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "sklearn",
+        "onnxruntime",
+        "mlflow",
+        "reasoning",
+        "serving",
+        "models",
+    ],
     "reasoning": ["fastapi", "starlette", "uvicorn", "mlflow", "serving"],
 }
 
@@ -23,7 +33,8 @@ def test_layering_package_imports_nothing_above_it(package: str) -> None:
         "print(' '.join(sorted({n.split('.')[0] for n in sys.modules})))\n"
     )
     loaded = set(
-        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-        .stdout.split()
+        subprocess.run(
+            [sys.executable, "-c", code], check=True, capture_output=True, text=True
+        ).stdout.split()
     )
     assert not loaded & set(FORBIDDEN[package]), loaded & set(FORBIDDEN[package])

@@ -71,7 +71,9 @@ def test_shipped_mapping_maps_the_news2_parameters() -> None:
 
 def test_load_mapping_names_a_bad_line(tmp_path: Path) -> None:
     path = tmp_path / "m.csv"
-    path.write_text("parameter,system,code,display,unit,category,scale,min,max\nHR,s,c,d,u,v,1,abc,3\n")
+    path.write_text(
+        "parameter,system,code,display,unit,category,scale,min,max\nHR,s,c,d,u,v,1,abc,3\n"
+    )
     with pytest.raises(InvalidInputError, match=r"m\.csv, line 2"):
         load_mapping(path)
     path.write_text("parameter,code\nHR,1\n")
@@ -83,10 +85,18 @@ def test_observation_rows_flag_implausible_and_count_unmapped() -> None:
     flagged: Counter[str] = Counter()
     unmapped: Counter[str] = Counter()
     rows = observation_rows(
-        [LongRow("p", T0, "HR", 80), LongRow("p", T0, "HR", 0), LongRow("p", T0, "Foo", 1),
-         LongRow("p", T0, "FiO2", 0.4)],
-        load_mapping(), encounter_id="e", facility_id=None, id_prefix="x",
-        flagged=flagged, unmapped=unmapped,
+        [
+            LongRow("p", T0, "HR", 80),
+            LongRow("p", T0, "HR", 0),
+            LongRow("p", T0, "Foo", 1),
+            LongRow("p", T0, "FiO2", 0.4),
+        ],
+        load_mapping(),
+        encounter_id="e",
+        facility_id=None,
+        id_prefix="x",
+        flagged=flagged,
+        unmapped=unmapped,
     )
     assert [r["status"] for r in rows] == ["final", "entered-in-error", "final"]
     assert rows[1]["quality_flag"] == "implausible: 0 outside [1, 300]"
@@ -116,13 +126,20 @@ def test_import_physionet2012_builds_patient_icu_encounter_and_observations(
         ).all()
         # Weight descriptor, HR 88, FiO2, MechVent, SaO2 (Height -1 is unknown, not a row).
         assert sorted(o.code or "" for o in facts) == sorted(
-            [t.BODY_WEIGHT, t.HEART_RATE, t.INHALED_OXYGEN_CONCENTRATION, t.MECHANICAL_VENTILATION,
-             t.OXYGEN_SATURATION]
+            [
+                t.BODY_WEIGHT,
+                t.HEART_RATE,
+                t.INHALED_OXYGEN_CONCENTRATION,
+                t.MECHANICAL_VENTILATION,
+                t.OXYGEN_SATURATION,
+            ]
         )
         hr = next(o for o in facts if o.code == t.HEART_RATE)
         assert hr.effective_at == T0 + dt.timedelta(minutes=7)
         assert hr.unit == "/min"
-        flagged = session.scalars(select(Observation).where(Observation.quality_flag.is_not(None))).all()
+        flagged = session.scalars(
+            select(Observation).where(Observation.quality_flag.is_not(None))
+        ).all()
         assert {o.status for o in flagged} == {"entered-in-error"}
         assert len(flagged) == 2
 
@@ -140,13 +157,17 @@ def test_import_physionet2012_twice_changes_nothing(
 
 
 @pytest.mark.integration
-def test_import_physionet2012_real_slice(shared_data: Path, session_factory: sessionmaker[Session]) -> None:
+def test_import_physionet2012_real_slice(
+    shared_data: Path, session_factory: sessionmaker[Session]
+) -> None:
     folder = shared_data / "physionet-2012-icu-mortality"
     report = import_physionet2012(session_factory, folder, limit=25)
     assert report.imported["Patient"] == 25
     assert report.imported["Observation"] > 25 * 100
     with session_factory() as session:
         hr = session.scalars(
-            select(Observation.value).where(Observation.code == t.HEART_RATE, Observation.status == "final")
+            select(Observation.value).where(
+                Observation.code == t.HEART_RATE, Observation.status == "final"
+            )
         ).all()
         assert hr and min(hr) >= 1 and max(hr) <= 300

@@ -54,8 +54,19 @@ def test_score_json_prints_one_suggestion_per_line(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     assert lines and all(line["kind"] == "clinical.news2" for line in lines)
-    assert {"id", "audience", "severity", "subject", "score", "band", "summary", "explanation",
-            "recommended_action", "source", "created_at"} <= set(lines[0])
+    assert {
+        "id",
+        "audience",
+        "severity",
+        "subject",
+        "score",
+        "band",
+        "summary",
+        "explanation",
+        "recommended_action",
+        "source",
+        "created_at",
+    } <= set(lines[0])
 
 
 def test_score_unknown_kind_exits_with_one_line_reason(tmp_path: Path) -> None:
@@ -80,7 +91,9 @@ def test_export_rejects_a_non_patient_reference(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_evaluate_news2_json_on_real_stays(shared_data: Path) -> None:
     folder = shared_data / "physionet-2012-icu-mortality"
-    result = runner.invoke(app, ["evaluate", "news2", "--data", str(folder), "--json", "--limit", "400"])
+    result = runner.invoke(
+        app, ["evaluate", "news2", "--data", str(folder), "--json", "--limit", "400"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["n"] == 400
