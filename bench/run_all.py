@@ -1,0 +1,14 @@
+"""Run every HealthOS benchmark on the full shared data and print their JSON results."""
+
+from __future__ import annotations
+
+from bench import bench_fhir_import
+
+
+def main() -> None:
+    """Run the benchmarks one after another."""
+    bench_fhir_import.main([])
+
+
+if __name__ == "__main__":
+    main()
