@@ -72,6 +72,7 @@ class _Reading:
     value: float | str | bool
     at: dt.datetime
     ref: str
+    text: str | None = None
 
 
 def _gcs_to_acvpu(gcs: float) -> str:
@@ -95,13 +96,15 @@ def latest_vital_set(observations: list[Observation]) -> dict[str, _Reading]:
     """
     latest: dict[str, _Reading] = {}
 
-    def offer(name: str, value: float | str | bool, obs: Observation) -> None:
+    def offer(
+        name: str, value: float | str | bool, obs: Observation, text: str | None = None
+    ) -> None:
         at = obs.effective_at
         if at is None:
             return
         current = latest.get(name)
         if current is None or at >= current.at:
-            latest[name] = _Reading(value, at, obs.reference)
+            latest[name] = _Reading(value, at, obs.reference, text)
 
     for obs in observations:
         code, value = obs.code, obs.value
@@ -126,7 +129,13 @@ def latest_vital_set(observations: list[Observation]) -> dict[str, _Reading]:
         elif code in t.TEMPERATURE_CODES:
             offer("temperature", value, obs)
         elif code == t.GCS_TOTAL:
-            offer("consciousness", _gcs_to_acvpu(value), obs)
+            level = _gcs_to_acvpu(value)
+            offer(
+                "consciousness",
+                level,
+                obs,
+                f"GCS {value:g} ({'alert' if level == 'A' else 'not alert'})",
+            )
         elif code == t.INHALED_OXYGEN_CONCENTRATION:
             fraction = value / 100 if value > 1 else value
             offer("on_oxygen", fraction > 0.21, obs)
@@ -259,6 +268,7 @@ def _factors(result: News2Result, readings: dict[str, _Reading]) -> tuple[Factor
         else:
             value = reading.value if isinstance(reading.value, str) else float(reading.value)
             text = f"{label} {value:g}{unit}" if isinstance(value, float) else f"{label} {value}"
+            text = reading.text or text
         factors.append(
             Factor(
                 name=name, value=value, contribution=float(points), unit=UNITS.get(name), text=text

@@ -272,6 +272,9 @@ def test_news2_scorer_reads_gcs_below_15_as_not_alert(session: Session) -> None:
     [suggestion] = News2Scorer().score(session, as_of=NOW)
     assert suggestion.score == 3
     assert suggestion.band == "low-medium"
+    consciousness = next(f for f in suggestion.explanation.factors if f.name == "consciousness")
+    assert consciousness.text == "GCS 14 (not alert)"
+    assert consciousness.contribution == 3
 
 
 def test_run_scorers_stores_suggestions_once_and_keeps_ids_stable(session: Session) -> None:
