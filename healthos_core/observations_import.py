@@ -149,7 +149,6 @@ class LongImportReport:
 
     files: int = 0
     imported: Counter[str] = field(default_factory=Counter)
-    created: Counter[str] = field(default_factory=Counter)
     flagged: Counter[str] = field(default_factory=Counter)
     unmapped: Counter[str] = field(default_factory=Counter)
     rejected: list[dict[str, str]] = field(default_factory=list)
@@ -160,7 +159,6 @@ class LongImportReport:
         return {
             "files": self.files,
             "imported": dict(sorted(self.imported.items())),
-            "created": dict(sorted(self.created.items())),
             "skipped": {f"unmapped parameter {k}": v for k, v in sorted(self.unmapped.items())},
             "flagged": dict(sorted(self.flagged.items())),
             "rejected": self.rejected,

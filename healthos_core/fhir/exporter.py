@@ -147,7 +147,12 @@ def _observation(e: Observation) -> dict[str, Any]:
     }
     if e.value is not None:
         resource["valueQuantity"] = _clean(
-            {"value": e.value, "unit": e.unit, "system": "http://unitsofmeasure.org", "code": e.unit}
+            {
+                "value": e.value,
+                "unit": e.unit,
+                "system": "http://unitsofmeasure.org",
+                "code": e.unit,
+            }
         )
     elif e.value_string is not None:
         resource["valueString"] = e.value_string
@@ -169,7 +174,7 @@ def _coded_event(
     e: Any, *, code_key: str, subject_key: str = "subject", encounter_key: str = "encounter"
 ) -> dict[str, Any]:
     return {
-        "status": e.status,
+        "status": getattr(e, "status", None),
         code_key: _concept(e.code_system, e.code, e.display),
         subject_key: _reference("Patient", e.patient_id),
         encounter_key: _reference("Encounter", getattr(e, "encounter_id", None)),
@@ -235,7 +240,9 @@ def _charge_item(e: ChargeItem) -> dict[str, Any]:
 
 
 def _organization(e: Organization) -> dict[str, Any]:
-    return _clean({"name": e.name, "active": e.active, "partOf": _reference("Organization", e.part_of_id)})
+    return _clean(
+        {"name": e.name, "active": e.active, "partOf": _reference("Organization", e.part_of_id)}
+    )
 
 
 def _location(e: Location) -> dict[str, Any]:
@@ -269,7 +276,10 @@ def _coverage(e: Coverage) -> dict[str, Any]:
         {
             "status": e.status,
             "beneficiary": _reference("Patient", e.patient_id),
-            "payor": [_reference("Organization", e.payor_id) or {"display": e.payor_display or "unknown"}],
+            "payor": [
+                _reference("Organization", e.payor_id)
+                or {"display": e.payor_display or "unknown"}
+            ],
             "period": _period(e.period_start, e.period_end),
             "subscriberId": e.subscriber_id,
         }
@@ -353,10 +363,18 @@ def export_patient(session: Session, patient_id: str) -> dict[str, Any]:
     if patient is None:
         raise NotFoundError(f"Patient/{patient_id} does not exist")
     resources: list[dict[str, Any]] = [to_fhir(patient)]
-    referenced: dict[str, set[str]] = {"Organization": set(), "Practitioner": set(), "Location": set()}
+    referenced: dict[str, set[str]] = {
+        "Organization": set(),
+        "Practitioner": set(),
+        "Location": set(),
+    }
+    # The Patient's own references too (managingOrganization, generalPractitioner).
+    _collect(resources[0], referenced)
     for entity_type in COMPARTMENT:
         column = entity_type.patient_id  # type: ignore[attr-defined]
-        rows = session.scalars(select(entity_type).where(column == patient_id).order_by(entity_type.id))
+        rows = session.scalars(
+            select(entity_type).where(column == patient_id).order_by(entity_type.id)
+        )
         for row in rows:
             resource = to_fhir(row)
             resources.append(resource)

@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
 import json
@@ -25,25 +26,31 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pydantic
 from fhir.resources.R4B import get_fhir_model_class
-from sqlalchemy import Table, select
+from sqlalchemy import Float, Numeric, String, Table, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from healthos_core.billing.entities import ClaimItem
 from healthos_core.db import session_scope, utcnow
 from healthos_core.errors import FhirValidationError, InvalidInputError
 from healthos_core.fhir.mapping import CHILD_KEYS, MAPPERS, TABLES, MappingContext
 from healthos_core.fhir.refs import parse_ref
-from healthos_core.billing.entities import ClaimItem
 from healthos_core.record.entities import Encounter, PatientIdentifier
 
 SUFFIXES = (".json", ".ndjson", ".json.gz", ".ndjson.gz", ".jsonl", ".jsonl.gz")
+
+
+class MissingReferenceError(FhirValidationError):
+    """A ``Type/id`` reference names a resource neither in the unit nor (yet) in the database."""
 
 
 @dataclass
@@ -154,13 +161,17 @@ def read_units(path: Path) -> list[Unit]:
     is_ndjson = path.name.endswith((".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz"))
     if is_ndjson:
         entries: list[tuple[str | None, dict[str, Any]]] = []
-        for number, line in enumerate(text.splitlines(), start=1):
+        # NDJSON lines end in "\n" (or "\r\n"); str.splitlines() would also split on
+        # U+2028, U+0085 and other characters that JSON allows unescaped inside strings.
+        for number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
                 continue
             try:
                 resource = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise FhirValidationError(f"line {number}: invalid JSON ({exc.msg})", source=source) from exc
+                raise FhirValidationError(
+                    f"line {number}: invalid JSON ({exc.msg})", source=source
+                ) from exc
             if not isinstance(resource, dict) or "resourceType" not in resource:
                 raise FhirValidationError(f"line {number}: not a FHIR resource", source=source)
             entries.append((None, resource))
@@ -221,7 +232,9 @@ def validate_resource(resource: dict[str, Any], *, label: str) -> None:
     try:
         model = _model_class(resource_type)
     except (ValueError, KeyError) as exc:
-        raise FhirValidationError(f"{label}: {resource_type!r} is not a FHIR R4 resource type") from exc
+        raise FhirValidationError(
+            f"{label}: {resource_type!r} is not a FHIR R4 resource type"
+        ) from exc
     try:
         model.model_validate(resource)
     except pydantic.ValidationError as exc:
@@ -250,14 +263,19 @@ def _walk_references(node: Any, visit: Callable[[dict[str, Any]], None]) -> None
 
 def _conditional_match(query: str, candidates: list[dict[str, Any]]) -> str | None:
     """Resolve ``identifier=system|value`` against candidate resources of one type."""
-    params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+    params = {
+        name: unquote(value)
+        for name, value in (p.split("=", 1) for p in query.split("&") if "=" in p)
+    }
     wanted = params.get("identifier")
     if wanted is None:
         return None
     system, _, value = wanted.rpartition("|")
     for candidate in candidates:
         for identifier in candidate.get("identifier") or []:
-            if identifier.get("value") == value and (not system or identifier.get("system") == system):
+            if identifier.get("value") == value and (
+                not system or identifier.get("system") == system
+            ):
                 return str(candidate["id"])
     return None
 
@@ -275,7 +293,8 @@ def resolve_references(
     Raises
     ------
     FhirValidationError
-        Naming the first reference that cannot be found, and the resource holding it.
+        Naming the first reference that cannot be found, and the resource holding it
+        (:class:`MissingReferenceError` for a ``Type/id`` not in the database).
     """
     by_full_url: dict[str, str] = {}
     local: set[tuple[str, str]] = set()
@@ -333,7 +352,7 @@ def resolve_references(
                 found.update(session.scalars(select(table.c.id).where(table.c.id.in_(chunk))))
         for resource_id, label in wanted.items():
             if resource_id not in found:
-                raise FhirValidationError(
+                raise MissingReferenceError(
                     f"{label}: reference {resource_type}/{resource_id} is neither in the bundle "
                     "nor in the database",
                     source=source,
@@ -445,6 +464,7 @@ def import_unit(session: Session, unit: Unit) -> UnitResult:
                         f"{resource_type}/{resource['id']}: no patient (subject) reference",
                         source=unit.source,
                     )
+                _check_fits(table_name, row, f"{resource_type}/{resource['id']}", unit.source)
                 bucket[tuple(row[k] for k in key)] = row
     _write(session, rows, result)
     return result
@@ -468,6 +488,45 @@ ALL_TABLES: dict[str, Table] = {
     "patient_identifier": PatientIdentifier.__table__,  # type: ignore[dict-item]
     "claim_item": ClaimItem.__table__,  # type: ignore[dict-item]
 }
+
+
+@cache
+def _column_limits(table_name: str) -> tuple[tuple[str, int, int | None], ...]:
+    """``(column, limit, scale)``: string columns' lengths (scale None), numerics' digits."""
+    limits: list[tuple[str, int, int | None]] = []
+    for column in ALL_TABLES[table_name].columns:
+        kind = column.type
+        if isinstance(kind, String) and kind.length:
+            limits.append((column.name, kind.length, None))
+        elif isinstance(kind, Numeric) and not isinstance(kind, Float) and kind.precision:
+            scale = kind.scale or 0
+            limits.append((column.name, kind.precision - scale, scale))
+    return tuple(limits)
+
+
+def _check_fits(table_name: str, row: dict[str, Any], label: str, source: str) -> None:
+    """Reject a value its column cannot hold, on every backend alike.
+
+    PostgreSQL refuses a string longer than its column or a number with too many
+    digits (an anonymous DataError) while SQLite stores it, so without this check the
+    same file would be imported or rejected depending on the backend, and the reason
+    would not name the resource.
+    """
+    for column, limit, scale in _column_limits(table_name):
+        value = row.get(column)
+        if scale is None:
+            if isinstance(value, str) and len(value) > limit:
+                raise FhirValidationError(
+                    f"{label}: {table_name}.{column} is {len(value)} characters long "
+                    f"({value[:40]!r}...), longer than the {limit} HealthOS stores",
+                    source=source,
+                )
+        elif isinstance(value, Decimal) and abs(value) >= 10**limit:
+            raise FhirValidationError(
+                f"{label}: {table_name}.{column} {value} has more than the {limit} digits "
+                "before the decimal point HealthOS stores",
+                source=source,
+            )
 
 
 def _parents_first(rows: list[dict[str, Any]], parent_key: str) -> list[dict[str, Any]]:
@@ -494,6 +553,8 @@ def _write(
 ) -> None:
     dialect = session.get_bind().dialect.name
     now = utcnow()
+    if dialect == "sqlite":
+        _begin_sqlite_transaction(session)
     with session.begin_nested():
         for table_name in TABLE_ORDER:
             bucket = rows.get(table_name)
@@ -502,6 +563,7 @@ def _write(
             table = ALL_TABLES[table_name]
             table_rows = list(bucket.values())
             key = CHILD_KEYS.get(table_name, ("id",))
+            existing: set[str] = set()
             if key == ("id",):
                 existing = _existing_ids(session, table, [r["id"] for r in table_rows])
                 new = sum(1 for r in table_rows if r["id"] not in existing)
@@ -512,6 +574,30 @@ def _write(
                 if "part_of_id" in table.c:
                     table_rows = _parents_first(table_rows, "part_of_id")
             session.execute(upsert_statement(table, dialect, key), table_rows)
+            if table_name == "claim" and existing:
+                # A re-imported Claim replaces its lines (written next): drop the old ones,
+                # or lines the new version no longer has would stay billed.
+                _delete_claim_items(session, sorted(existing))
+
+
+def _delete_claim_items(session: Session, claim_ids: list[str]) -> None:
+    table = ALL_TABLES["claim_item"]
+    for start in range(0, len(claim_ids), 500):
+        chunk = claim_ids[start : start + 500]
+        session.execute(delete(table).where(table.c.claim_id.in_(chunk)))
+
+
+def _begin_sqlite_transaction(session: Session) -> None:
+    """Open the DBAPI transaction on SQLite before the first SAVEPOINT.
+
+    pysqlite begins its transaction lazily, at the first INSERT/UPDATE/DELETE. A
+    SAVEPOINT issued before that becomes the outermost transaction, and its RELEASE
+    commits: the import would be committed behind the caller's back and survive the
+    caller's rollback. Beginning explicitly leaves commit or rollback to the caller.
+    """
+    driver = session.connection().connection.driver_connection
+    if driver is not None and not driver.in_transaction:
+        driver.execute("BEGIN")
 
 
 def _existing_ids(session: Session, table: Table, ids: list[str]) -> set[str]:
@@ -526,8 +612,29 @@ def _existing_ids(session: Session, table: Table, ids: list[str]) -> set[str]:
 
 
 def import_document(session: Session, document: Any, *, source: str = "<document>") -> UnitResult:
-    """Import one parsed Bundle or resource (see :func:`import_unit`)."""
-    return import_unit(session, unit_from_document(document, source=source))
+    """Import one parsed Bundle or resource (see :func:`import_unit`).
+
+    ``document`` is left as it was: references are resolved on a copy.
+    """
+    return import_unit(session, unit_from_document(copy.deepcopy(document), source=source))
+
+
+def _import_file(factory: sessionmaker[Session], path: Path) -> tuple[UnitResult, str | None, bool]:
+    """Import the units of one file: ``(counts, rejection reason or None, reference missing)``."""
+    file_result = UnitResult()
+    try:
+        for unit in read_units(path):
+            with session_scope(factory) as session:
+                unit_result = import_unit(session, unit)
+            for name in ("imported", "created", "skipped"):
+                getattr(file_result, name).update(getattr(unit_result, name))
+    except MissingReferenceError as exc:
+        return file_result, exc.reason, True
+    except FhirValidationError as exc:
+        return file_result, exc.reason if exc.source else str(exc), False
+    except (IntegrityError, DataError) as exc:
+        return file_result, f"rejected by the database: {str(exc.orig).splitlines()[0]}", False
+    return file_result, None, False
 
 
 def import_paths(
@@ -537,6 +644,10 @@ def import_paths(
     on_file: Callable[[Path, UnitResult | None, str | None], None] | None = None,
 ) -> ImportReport:
     """Import every FHIR file under ``paths``, one transaction per unit.
+
+    Files are imported in sorted order; a file rejected only because a ``Type/id``
+    reference is not in the database yet is tried again after the other files (so the
+    files of an NDJSON bulk export may come in any order).
 
     Parameters
     ----------
@@ -560,25 +671,34 @@ def import_paths(
     """
     started = time.perf_counter()
     files = list(iter_source_files(paths))
-    report = ImportReport()
-    for path in files:
-        report.files += 1
-        file_result = UnitResult()
-        reason: str | None = None
-        try:
-            for unit in read_units(path):
-                with session_scope(factory) as session:
-                    unit_result = import_unit(session, unit)
-                report.add(unit_result)
-                file_result.imported.update(unit_result.imported)
-                file_result.skipped.update(unit_result.skipped)
-        except FhirValidationError as exc:
-            reason = exc.reason if exc.source else str(exc)
-        except (IntegrityError, DataError) as exc:
-            reason = f"rejected by the database: {str(exc.orig).splitlines()[0]}"
-        if reason is not None:
+    report = ImportReport(files=len(files))
+
+    def finish(path: Path, result: UnitResult, reason: str | None) -> None:
+        if reason is None:
+            report.add(result)
+        else:
             report.rejected.append({"file": str(path), "reason": reason})
         if on_file is not None:
-            on_file(path, file_result if reason is None else None, reason)
+            on_file(path, result if reason is None else None, reason)
+
+    # A file whose references name resources of a file still to come (an NDJSON bulk
+    # export has Observation.ndjson sorted before Patient.ndjson) is tried again after
+    # the others, as long as a round imports something.
+    waiting: list[Path] = []
+    for path in files:
+        result, reason, missing_reference = _import_file(factory, path)
+        if missing_reference:
+            waiting.append(path)
+        else:
+            finish(path, result, reason)
+    while waiting:
+        outcomes = [(path, *_import_file(factory, path)) for path in waiting]
+        progressed = any(reason is None for _, _, reason, _ in outcomes)
+        waiting = []
+        for path, result, reason, missing_reference in outcomes:
+            if missing_reference and progressed:
+                waiting.append(path)
+            else:
+                finish(path, result, reason)
     report.seconds = time.perf_counter() - started
     return report

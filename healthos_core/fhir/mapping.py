@@ -87,7 +87,7 @@ def _base(resource: dict[str, Any], facility_id: str | None = None) -> Row:
 
 
 def _encounter_facility(resource: dict[str, Any], ctx: MappingContext) -> str | None:
-    encounter_id = ref_id(resource.get("encounter") or resource.get("context"))
+    encounter_id = ref_id(resource.get("encounter") or resource.get("context"), "Encounter")
     return ctx.encounter_facility.get(encounter_id) if encounter_id else None
 
 
@@ -99,7 +99,7 @@ def map_organization(r: dict[str, Any], ctx: MappingContext) -> Mapped:
         name=r.get("name"),
         type_code=_concept_code((r.get("type") or [None])[0]),
         active=r.get("active", True),
-        part_of_id=ref_id(r.get("partOf")),
+        part_of_id=ref_id(r.get("partOf"), "Organization"),
     )
     out.add(Organization.__table__, row)
     return out
@@ -108,7 +108,7 @@ def map_organization(r: dict[str, Any], ctx: MappingContext) -> Mapped:
 def map_location(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     """Location → ``location``."""
     out = Mapped()
-    org = ref_id(r.get("managingOrganization"))
+    org = ref_id(r.get("managingOrganization"), "Organization")
     row = _base(r, org)
     row.update(
         name=r.get("name"),
@@ -116,7 +116,7 @@ def map_location(r: dict[str, Any], ctx: MappingContext) -> Mapped:
         physical_type=_concept_code(r.get("physicalType")),
         status=r.get("status", "active"),
         operational_status=(r.get("operationalStatus") or {}).get("code"),
-        part_of_id=ref_id(r.get("partOf")),
+        part_of_id=ref_id(r.get("partOf"), "Location"),
         managing_organization_id=org,
     )
     out.add(Location.__table__, row)
@@ -145,7 +145,7 @@ def map_patient(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     """Patient → ``patient`` + one ``patient_identifier`` row per identifier."""
     out = Mapped()
     family, given = _first_name(r)
-    row = _base(r, ref_id(r.get("managingOrganization")))
+    row = _base(r, ref_id(r.get("managingOrganization"), "Organization"))
     row.update(
         family=family,
         given=given,
@@ -184,7 +184,7 @@ def map_coverage(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     start, end = period(r.get("period"))
     row = _base(r)
     row.update(
-        patient_id=ref_id(r.get("beneficiary")),
+        patient_id=ref_id(r.get("beneficiary"), "Patient"),
         status=r.get("status", "active"),
         type_code=_concept_code(r.get("type")) or (r.get("type") or {}).get("text"),
         payor_id=ref_id(payors[0]) if ref_id(payors[0]) else None,
@@ -205,7 +205,7 @@ def map_coverage(r: dict[str, Any], ctx: MappingContext) -> Mapped:
 def map_encounter(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     """Encounter → ``encounter``; the facility is ``serviceProvider``."""
     out = Mapped()
-    facility = ref_id(r.get("serviceProvider"))
+    facility = ref_id(r.get("serviceProvider"), "Organization")
     start, end = period(r.get("period"))
     type_coding = first_coding((r.get("type") or [None])[0])
     participants = r.get("participant") or []
@@ -218,11 +218,11 @@ def map_encounter(r: dict[str, Any], ctx: MappingContext) -> Mapped:
         None,
     )
     locations = r.get("location") or []
-    location = ref_id(locations[-1].get("location")) if locations else None
+    location = ref_id(locations[-1].get("location"), "Location") if locations else None
     hospitalization = r.get("hospitalization") or {}
     row = _base(r, facility)
     row.update(
-        patient_id=ref_id(r.get("subject")),
+        patient_id=ref_id(r.get("subject"), "Patient"),
         status=r["status"],
         class_code=(r.get("class") or {}).get("code") or "AMB",
         type_code=type_coding.get("code"),
@@ -247,8 +247,8 @@ def map_condition(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     row = _base(r, _encounter_facility(r, ctx))
     row.update(coded_columns(r.get("code")))
     row.update(
-        patient_id=ref_id(r.get("subject")),
-        encounter_id=ref_id(r.get("encounter")),
+        patient_id=ref_id(r.get("subject"), "Patient"),
+        encounter_id=ref_id(r.get("encounter"), "Encounter"),
         clinical_status=_concept_code(r.get("clinicalStatus")),
         verification_status=_concept_code(r.get("verificationStatus")),
         onset_at=parse_datetime(r.get("onsetDateTime")),
@@ -283,8 +283,8 @@ def map_observation(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     row.update(coded_columns(r.get("code")))
     value = quantity.get("value")
     row.update(
-        patient_id=ref_id(r.get("subject")),
-        encounter_id=ref_id(r.get("encounter")),
+        patient_id=ref_id(r.get("subject"), "Patient"),
+        encounter_id=ref_id(r.get("encounter"), "Encounter"),
         status=r["status"],
         category=_concept_code(categories[0]) if categories else None,
         effective_at=parse_datetime(effective),
@@ -308,8 +308,8 @@ def map_procedure(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     row = _base(r, _encounter_facility(r, ctx))
     row.update(coded_columns(r.get("code")))
     row.update(
-        patient_id=ref_id(r.get("subject")),
-        encounter_id=ref_id(r.get("encounter")),
+        patient_id=ref_id(r.get("subject"), "Patient"),
+        encounter_id=ref_id(r.get("encounter"), "Encounter"),
         status=r["status"],
         performed_start=start,
         performed_end=end,
@@ -325,8 +325,8 @@ def map_medication_request(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     row.update(coded_columns(r.get("medicationCodeableConcept")))
     requester = r.get("requester") or {}
     row.update(
-        patient_id=ref_id(r.get("subject")),
-        encounter_id=ref_id(r.get("encounter")),
+        patient_id=ref_id(r.get("subject"), "Patient"),
+        encounter_id=ref_id(r.get("encounter"), "Encounter"),
         status=r["status"],
         intent=r["intent"],
         authored_on=parse_datetime(r.get("authoredOn")),
@@ -348,9 +348,9 @@ def map_medication_administration(r: dict[str, Any], ctx: MappingContext) -> Map
     row = _base(r, _encounter_facility({"encounter": r.get("context")}, ctx))
     row.update(coded_columns(r.get("medicationCodeableConcept")))
     row.update(
-        patient_id=ref_id(r.get("subject")),
-        encounter_id=ref_id(r.get("context")),
-        request_id=ref_id(r.get("request")),
+        patient_id=ref_id(r.get("subject"), "Patient"),
+        encounter_id=ref_id(r.get("context"), "Encounter"),
+        request_id=ref_id(r.get("request"), "MedicationRequest"),
         status=r["status"],
         effective_start=start,
         effective_end=end,
@@ -367,8 +367,8 @@ def map_immunization(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     row = _base(r, _encounter_facility(r, ctx))
     row.update(coded_columns(r.get("vaccineCode")))
     row.update(
-        patient_id=ref_id(r.get("patient")),
-        encounter_id=ref_id(r.get("encounter")),
+        patient_id=ref_id(r.get("patient"), "Patient"),
+        encounter_id=ref_id(r.get("encounter"), "Encounter"),
         status=r["status"],
         occurrence_at=parse_datetime(r.get("occurrenceDateTime")),
     )
@@ -383,8 +383,8 @@ def map_diagnostic_report(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     row = _base(r, _encounter_facility(r, ctx))
     row.update(coded_columns(r.get("code")))
     row.update(
-        patient_id=ref_id(r.get("subject")),
-        encounter_id=ref_id(r.get("encounter")),
+        patient_id=ref_id(r.get("subject"), "Patient"),
+        encounter_id=ref_id(r.get("encounter"), "Encounter"),
         status=r["status"],
         category=_concept_code(categories[0]) if categories else None,
         effective_at=parse_datetime(r.get("effectiveDateTime")),
@@ -402,7 +402,7 @@ def map_allergy_intolerance(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     row.update(coded_columns(r.get("code")))
     categories = r.get("category") or []
     row.update(
-        patient_id=ref_id(r.get("patient")),
+        patient_id=ref_id(r.get("patient"), "Patient"),
         clinical_status=_concept_code(r.get("clinicalStatus")),
         criticality=r.get("criticality"),
         category=categories[0] if categories else None,
@@ -434,7 +434,7 @@ def _claim_item_rows(r: dict[str, Any]) -> list[Row]:
                 or (period(item.get("servicedPeriod"))[0].date()
                     if item.get("servicedPeriod") and period(item.get("servicedPeriod"))[0]
                     else None),
-                "encounter_id": ref_id(encounters[0]) if encounters else None,
+                "encounter_id": ref_id(encounters[0], "Encounter") if encounters else None,
                 "charge_item_id": None,
                 "diagnosis_sequence": item.get("diagnosisSequence"),
             }
@@ -445,7 +445,7 @@ def _claim_item_rows(r: dict[str, Any]) -> list[Row]:
 def _claim_encounter(r: dict[str, Any]) -> str | None:
     for item in r.get("item") or []:
         for encounter in item.get("encounter") or []:
-            found = ref_id(encounter)
+            found = ref_id(encounter, "Encounter")
             if found:
                 return found
     return None
@@ -465,7 +465,7 @@ def map_claim(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     encounter_id = _claim_encounter(r)
     row = _base(r, ctx.encounter_facility.get(encounter_id) if encounter_id else None)
     row.update(
-        patient_id=ref_id(r.get("patient")),
+        patient_id=ref_id(r.get("patient"), "Patient"),
         encounter_id=encounter_id,
         status=r["status"],
         type_code=_concept_code(r.get("type")),
@@ -505,8 +505,8 @@ def map_explanation_of_benefit(r: dict[str, Any], ctx: MappingContext) -> Mapped
     payment, pay_currency = money((r.get("payment") or {}).get("amount"))
     row = _base(r)
     row.update(
-        patient_id=ref_id(r.get("patient")),
-        claim_id=ref_id(r.get("claim")),
+        patient_id=ref_id(r.get("patient"), "Patient"),
+        claim_id=ref_id(r.get("claim"), "Claim"),
         status=r["status"],
         outcome=r.get("outcome"),
         created=parse_datetime(r.get("created")),
@@ -525,8 +525,8 @@ def map_claim_response(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     amount, currency = money((r.get("payment") or {}).get("amount"))
     row = _base(r)
     row.update(
-        patient_id=ref_id(r.get("patient")),
-        claim_id=ref_id(r.get("request")),
+        patient_id=ref_id(r.get("patient"), "Patient"),
+        claim_id=ref_id(r.get("request"), "Claim"),
         status=r["status"],
         outcome=r.get("outcome"),
         disposition=(r.get("disposition") or "")[:512] or None,
@@ -547,15 +547,17 @@ def map_charge_item(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     services = r.get("service") or []
     row = _base(r, _encounter_facility({"encounter": r.get("context")}, ctx))
     row.update(
-        patient_id=ref_id(r.get("subject")),
-        encounter_id=ref_id(r.get("context")),
+        patient_id=ref_id(r.get("subject"), "Patient"),
+        encounter_id=ref_id(r.get("context"), "Encounter"),
         status=r["status"],
         code_system=coding.get("system") or "",
         code=coding.get("code") or "",
         display=coding.get("display"),
         quantity=quantity,
         unit_price=price if price is not None else Decimal("0.00"),
-        total=(price * quantity).quantize(Decimal("0.01")) if price is not None else Decimal("0.00"),
+        total=(price * quantity).quantize(Decimal("0.01"))
+        if price is not None
+        else Decimal("0.00"),
         currency=currency or "USD",
         service_ref=services[0].get("reference") if services else None,
         occurred_at=parse_datetime(r.get("occurrenceDateTime")),

@@ -41,14 +41,28 @@ def parse_ref(reference: str) -> tuple[str, str]:
     return parts[-2], parts[-1]
 
 
-def ref_id(value: dict[str, Any] | None) -> str | None:
-    """Return the id of an already-resolved reference element ``{"reference": "Type/id"}``."""
+def ref_id(value: dict[str, Any] | None, resource_type: str | None = None) -> str | None:
+    """Return the id of an already-resolved reference element ``{"reference": "Type/id"}``.
+
+    With ``resource_type``, a reference to any other type gives ``None`` (FHIR lets
+    e.g. ``Observation.subject`` name a Group or Device; only a Patient is a patient).
+
+    Examples
+    --------
+    >>> ref_id({"reference": "Patient/p1"}, "Patient")
+    'p1'
+    >>> ref_id({"reference": "Group/g1"}, "Patient") is None
+    True
+    """
     if not value:
         return None
     reference = value.get("reference")
     if not reference or "/" not in reference:
         return None
-    return reference.rsplit("/", 1)[1]
+    kind, resource_id = reference.rsplit("/", 1)
+    if resource_type is not None and kind.rsplit("/", 1)[-1] != resource_type:
+        return None
+    return resource_id
 
 
 def first_coding(concept: dict[str, Any] | None) -> dict[str, Any]:
