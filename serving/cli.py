@@ -172,7 +172,7 @@ def _import_fhir(
             progress.advance(task)
             if reason is not None and not quiet:
                 progress.console.print(
-                    f"[yellow]rejected[/] {path.name}: {reason}", highlight=False
+                    f"[yellow]rejected[/] {path.name}: {reason}", highlight=False, soft_wrap=True
                 )
 
         report = import_paths(factory, paths, on_file=on_file)
@@ -224,7 +224,11 @@ def _print_import_summary(result: dict[str, Any]) -> None:
     for name, count in result.get("flagged", {}).items():
         out.print(f"flagged as implausible, not imported as facts: {name}: {count}")
     for rejected in result.get("rejected", []):
-        out.print(f"[red]rejected[/] {rejected['file']}: {rejected['reason']}", highlight=False)
+        out.print(
+            f"[red]rejected[/] {rejected['file']}: {rejected['reason']}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("export")

@@ -586,8 +586,10 @@ def _line(
         return amount, unit, claim_currency
     if item.net is not None:
         return item.net, item.net / (quantity or 1), claim_currency
-    if eob_item is not None and (not _codes(eob_item.get("productOrService")) or item.code in
-                                 _codes(eob_item.get("productOrService"))):
+    if eob_item is not None and (
+        not _codes(eob_item.get("productOrService"))
+        or item.code in _codes(eob_item.get("productOrService"))
+    ):
         found = _eob_line_amount(eob_item)
         if found is not None:
             amount, currency = found
@@ -720,9 +722,7 @@ def derive_chargemaster_from_claims(
     skipped_rest = 0
     for claim in claims:
         currency = (
-            claim.currency
-            or _currency_of((claim.resource or {}).get("total"))
-            or default_currency
+            claim.currency or _currency_of((claim.resource or {}).get("total")) or default_currency
         )
         sources = _resource_items(claim.resource)
         eob = eob_items.get(claim.id, {})

@@ -161,8 +161,12 @@ def _observation(e: Observation) -> dict[str, Any]:
             {
                 "code": _concept(c.get("system"), c.get("code"), c.get("display")),
                 "valueQuantity": _clean(
-                    {"value": c.get("value"), "unit": c.get("unit"),
-                     "system": "http://unitsofmeasure.org", "code": c.get("unit")}
+                    {
+                        "value": c.get("value"),
+                        "unit": c.get("unit"),
+                        "system": "http://unitsofmeasure.org",
+                        "code": c.get("unit"),
+                    }
                 ),
             }
             for c in e.components
@@ -188,9 +192,7 @@ def _procedure(e: Procedure) -> dict[str, Any]:
 
 
 def _medication_administration(e: MedicationAdministration) -> dict[str, Any]:
-    resource = _coded_event(
-        e, code_key="medicationCodeableConcept", encounter_key="context"
-    )
+    resource = _coded_event(e, code_key="medicationCodeableConcept", encounter_key="context")
     if e.effective_end and e.effective_end != e.effective_start:
         resource["effectivePeriod"] = _period(e.effective_start, e.effective_end)
     else:
@@ -277,8 +279,7 @@ def _coverage(e: Coverage) -> dict[str, Any]:
             "status": e.status,
             "beneficiary": _reference("Patient", e.patient_id),
             "payor": [
-                _reference("Organization", e.payor_id)
-                or {"display": e.payor_display or "unknown"}
+                _reference("Organization", e.payor_id) or {"display": e.payor_display or "unknown"}
             ],
             "period": _period(e.period_start, e.period_end),
             "subscriberId": e.subscriber_id,
@@ -379,11 +380,12 @@ def export_patient(session: Session, patient_id: str) -> dict[str, Any]:
             resource = to_fhir(row)
             resources.append(resource)
             _collect(resource, referenced)
-    for resource_type, entity in (
+    referenced_types: tuple[tuple[str, type[RecordMixin]], ...] = (
         ("Organization", Organization),
         ("Practitioner", Practitioner),
         ("Location", Location),
-    ):
+    )
+    for resource_type, entity in referenced_types:
         ids = sorted(referenced[resource_type])
         if ids:
             for row in session.scalars(select(entity).where(entity.id.in_(ids))):

@@ -7,12 +7,13 @@ Each mapper takes a resource whose references were already resolved to
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import FromClause, Table
 
 from healthos_core.billing.entities import (
     ChargeItem,
@@ -64,9 +65,9 @@ class Mapped:
 
     rows: dict[str, list[Row]] = field(default_factory=dict)
 
-    def add(self, table: Table, row: Row) -> None:
+    def add(self, table: FromClause, row: Row) -> None:
         """Append ``row`` for ``table``."""
-        self.rows.setdefault(table.name, []).append(row)
+        self.rows.setdefault(str(getattr(table, "name", table)), []).append(row)
 
 
 def _concept_code(concept: dict[str, Any] | None) -> str | None:
@@ -174,11 +175,7 @@ def map_coverage(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     out = Mapped()
     payors = r.get("payor") or [{}]
     plan = next(
-        (
-            c.get("value")
-            for c in r.get("class") or []
-            if _concept_code(c.get("type")) == "plan"
-        ),
+        (c.get("value") for c in r.get("class") or [] if _concept_code(c.get("type")) == "plan"),
         None,
     )
     start, end = period(r.get("period"))
@@ -412,6 +409,13 @@ def map_allergy_intolerance(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     return out
 
 
+def _service_date(item: dict[str, Any]) -> dt.date | None:
+    if item.get("servicedDate"):
+        return parse_date(item["servicedDate"])
+    start, _ = period(item.get("servicedPeriod"))
+    return start.date() if start else None
+
+
 def _claim_item_rows(r: dict[str, Any]) -> list[Row]:
     rows = []
     for item in r.get("item") or []:
@@ -430,10 +434,7 @@ def _claim_item_rows(r: dict[str, Any]) -> list[Row]:
                 "quantity": Decimal(str(quantity)) if quantity is not None else None,
                 "unit_price": unit_price,
                 "net": net,
-                "service_date": parse_date(item.get("servicedDate"))
-                or (period(item.get("servicedPeriod"))[0].date()
-                    if item.get("servicedPeriod") and period(item.get("servicedPeriod"))[0]
-                    else None),
+                "service_date": _service_date(item),
                 "encounter_id": ref_id(encounters[0], "Encounter") if encounters else None,
                 "charge_item_id": None,
                 "diagnosis_sequence": item.get("diagnosisSequence"),
@@ -459,9 +460,7 @@ def map_claim(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     insurance = (r.get("insurance") or [{}])[0]
     coverage = insurance.get("coverage") or {}
     insurer = r.get("insurer") or {}
-    related = next(
-        (ref_id(x.get("claim")) for x in r.get("related") or [] if x.get("claim")), None
-    )
+    related = next((ref_id(x.get("claim")) for x in r.get("related") or [] if x.get("claim")), None)
     encounter_id = _claim_encounter(r)
     row = _base(r, ctx.encounter_facility.get(encounter_id) if encounter_id else None)
     row.update(

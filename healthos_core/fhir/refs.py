@@ -62,7 +62,7 @@ def ref_id(value: dict[str, Any] | None, resource_type: str | None = None) -> st
     kind, resource_id = reference.rsplit("/", 1)
     if resource_type is not None and kind.rsplit("/", 1)[-1] != resource_type:
         return None
-    return resource_id
+    return str(resource_id)
 
 
 def first_coding(concept: dict[str, Any] | None) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""The unified patient record: entities and the record service."""

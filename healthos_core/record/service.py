@@ -150,9 +150,7 @@ def _required_text(value: Any, name: str, max_length: int) -> str:
         raise InvalidInputError(f"{name} is required and must be a non-empty string")
     text = value.strip()
     if len(text) > max_length:
-        raise InvalidInputError(
-            f"{name} is {len(text)} characters long; the limit is {max_length}"
-        )
+        raise InvalidInputError(f"{name} is {len(text)} characters long; the limit is {max_length}")
     return text
 
 
@@ -885,20 +883,42 @@ def encounter_timeline(session: Session, encounter_id: str) -> list[TimelineEntr
                 )
             )
 
-    add("procedure", session.scalars(
-        select(Procedure).where(Procedure.encounter_id == encounter_id)), "performed_start")
-    add("medication-administration", session.scalars(
-        select(MedicationAdministration).where(
-            MedicationAdministration.encounter_id == encounter_id)), "effective_start")
-    add("observation", session.scalars(
-        select(Observation).where(Observation.encounter_id == encounter_id)), "effective_at")
-    add("immunization", session.scalars(
-        select(Immunization).where(Immunization.encounter_id == encounter_id)), "occurrence_at")
-    add("condition", session.scalars(
-        select(Condition).where(Condition.encounter_id == encounter_id)), "recorded_at")
-    add("diagnostic-report", session.scalars(
-        select(DiagnosticReport).where(DiagnosticReport.encounter_id == encounter_id)),
-        "effective_at")
+    add(
+        "procedure",
+        session.scalars(select(Procedure).where(Procedure.encounter_id == encounter_id)),
+        "performed_start",
+    )
+    add(
+        "medication-administration",
+        session.scalars(
+            select(MedicationAdministration).where(
+                MedicationAdministration.encounter_id == encounter_id
+            )
+        ),
+        "effective_start",
+    )
+    add(
+        "observation",
+        session.scalars(select(Observation).where(Observation.encounter_id == encounter_id)),
+        "effective_at",
+    )
+    add(
+        "immunization",
+        session.scalars(select(Immunization).where(Immunization.encounter_id == encounter_id)),
+        "occurrence_at",
+    )
+    add(
+        "condition",
+        session.scalars(select(Condition).where(Condition.encounter_id == encounter_id)),
+        "recorded_at",
+    )
+    add(
+        "diagnostic-report",
+        session.scalars(
+            select(DiagnosticReport).where(DiagnosticReport.encounter_id == encounter_id)
+        ),
+        "effective_at",
+    )
     if encounter.status == "finished" or encounter.period_end is not None:
         entries.append(
             TimelineEntry(
