@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import time
 from collections import Counter
@@ -25,12 +26,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from healthos_core.datasets.physionet2012 import Stay, iter_stays
 from healthos_core.db import session_scope, utcnow
 from healthos_core.errors import InvalidInputError
 from healthos_core.fhir.importer import upsert_statement
+from healthos_core.fhir.refs import parse_datetime
 from healthos_core.record.entities import Encounter, Location, Observation, Organization, Patient
 
 MAPPING_COLUMNS = (
@@ -405,4 +408,111 @@ def import_physionet2012(
     report.imported["Organization"] += 1
     report.imported["Location"] += len(locations)
     report.seconds = time.perf_counter() - started
+    return report
+
+
+LONG_COLUMNS = ("patient", "time", "parameter", "value")
+
+
+def read_long_csv(path: Path) -> list[LongRow]:
+    """Read a long-format CSV with columns ``patient,time,parameter,value``.
+
+    ``patient`` is a Patient id in the record, ``time`` an ISO 8601 date-time with a
+    zone (UTC assumed without one), ``value`` a number.
+
+    Raises
+    ------
+    InvalidInputError
+        If a column is missing or a time or value does not parse (naming file and line).
+    """
+    rows: list[LongRow] = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in LONG_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InvalidInputError(f"{path}: lacks column(s) {', '.join(missing)}")
+        for line, raw in enumerate(reader, start=2):
+            try:
+                when = parse_datetime(raw["time"])
+                value = float(raw["value"])
+            except (InvalidInputError, TypeError, ValueError) as exc:
+                raise InvalidInputError(f"{path}, line {line}: {exc}") from exc
+            if when is None or not raw["patient"] or not raw["parameter"]:
+                raise InvalidInputError(
+                    f"{path}, line {line}: patient, time and parameter are required"
+                )
+            rows.append(LongRow(raw["patient"], when, raw["parameter"], value))
+    return rows
+
+
+def import_long_rows(
+    session: Session,
+    rows: list[LongRow],
+    mapping: dict[str, ParameterMapping],
+    *,
+    source: str,
+) -> LongImportReport:
+    """Store long-format rows as Observations of existing patients, all or nothing.
+
+    Each row is attached to the patient's encounter whose period contains its time (the
+    latest-starting one when several do), else to no encounter. Ids derive from
+    ``source`` and the row number, so importing the same file again changes nothing.
+
+    Parameters
+    ----------
+    session : Session
+        The caller's session (flushed, not committed).
+    rows : list of LongRow
+    mapping : dict
+        From :func:`load_mapping`.
+    source : str
+        A stable name of the source (e.g. the file name), used in the ids.
+
+    Raises
+    ------
+    InvalidInputError
+        If a row names a patient that is not in the record; nothing is written.
+    """
+    report = LongImportReport(files=1)
+    patient_ids = sorted({row.patient_id for row in rows})
+    known = set(session.scalars(select(Patient.id).where(Patient.id.in_(patient_ids))))
+    unknown = [p for p in patient_ids if p not in known]
+    if unknown:
+        raise InvalidInputError(f"{source}: unknown patient(s) {', '.join(unknown[:5])}")
+    encounters: dict[str, list[Encounter]] = {}
+    for encounter in session.scalars(
+        select(Encounter)
+        .where(Encounter.patient_id.in_(patient_ids))
+        .order_by(Encounter.period_start)
+    ):
+        encounters.setdefault(encounter.patient_id, []).append(encounter)
+
+    def encounter_of(row: LongRow) -> Encounter | None:
+        found: Encounter | None = None
+        for encounter in encounters.get(row.patient_id, []):
+            start, end = encounter.period_start, encounter.period_end
+            if start is not None and start <= row.time and (end is None or row.time <= end):
+                found = encounter
+        return found
+
+    prefix = "long-" + hashlib.sha256(source.encode()).hexdigest()[:16]
+    out: list[dict[str, Any]] = []
+    for index, row in enumerate(rows):
+        match = encounter_of(row)
+        out.extend(
+            observation_rows(
+                [row],
+                mapping,
+                encounter_id=match.id if match else None,
+                facility_id=match.facility_id if match else None,
+                id_prefix=f"{prefix}-{index}",
+                flagged=report.flagged,
+                unmapped=report.unmapped,
+            )
+        )
+    if out:
+        dialect = session.get_bind().dialect.name
+        with session.begin_nested():
+            session.execute(upsert_statement(Observation.__table__, dialect), out)  # type: ignore[arg-type]
+    report.imported["Observation"] = len(out)
     return report

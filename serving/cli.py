@@ -132,11 +132,20 @@ def import_(
     ],
     db: DbOption = None,
     as_json: JsonOption = False,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            "--mapping",
+            help="Parameter → LOINC mapping CSV for long-format .csv files "
+            "(columns patient,time,parameter,value).",
+        ),
+    ] = None,
 ) -> None:
     """Import FHIR R4 Bundles / NDJSON (.json, .ndjson, .gz, folders) into the record.
 
     A folder laid out like the PhysioNet 2012 challenge data (set-*.tar.gz) is imported
-    through the long-format observation importer with the shipped LOINC mapping.
+    through the long-format observation importer with the shipped LOINC mapping; long
+    ``.csv`` files (patient,time,parameter,value) need ``--mapping``.
     """
     from healthos_core.fhir.importer import iter_source_files
 
@@ -145,13 +154,20 @@ def import_(
             fail(f"{path}: no such file or folder")
     _, factory = open_database(db)
     physionet = [p for p in paths if p.is_dir() and any(p.glob("set-*.tar.gz"))]
-    fhir_paths = [p for p in paths if p not in physionet]
+    long_files = [p for p in paths if p.is_file() and p.suffix == ".csv"]
+    if long_files and mapping is None:
+        fail(f"{long_files[0]}: long-format CSV needs --mapping MAP.csv (parameter → LOINC)")
+    if mapping is not None and not mapping.is_file():
+        fail(f"{mapping}: no such mapping file")
+    fhir_paths = [p for p in paths if p not in physionet and p not in long_files]
     result: dict[str, Any] = {}
     with translate_errors():
         if fhir_paths:
             result = _import_fhir(factory, fhir_paths, list(iter_source_files(fhir_paths)), as_json)
         for folder in physionet:
             result = _merge_reports(result, _import_physionet(factory, folder, as_json))
+        for csv_path in long_files:
+            result = _merge_reports(result, _import_long_csv(factory, csv_path, mapping))
     if as_json:
         print_json(result)
     else:
@@ -189,6 +205,18 @@ def _import_physionet(factory: sessionmaker[Session], folder: Path, quiet: bool)
             folder,
             on_stay=lambda n, total: progress.update(task, completed=n, total=total),
         )
+    return report.to_dict()
+
+
+def _import_long_csv(
+    factory: sessionmaker[Session], path: Path, mapping_path: Path | None
+) -> dict[str, Any]:
+    from healthos_core.observations_import import import_long_rows, load_mapping, read_long_csv
+
+    mapping = load_mapping(mapping_path)
+    rows = read_long_csv(path)
+    with factory.begin() as session:
+        report = import_long_rows(session, rows, mapping, source=path.name)
     return report.to_dict()
 
 

@@ -171,3 +171,120 @@ def test_import_physionet2012_real_slice(
             )
         ).all()
         assert hr and min(hr) >= 1 and max(hr) <= 300
+
+
+def _patient_with_stay(session_factory: sessionmaker[Session]) -> None:
+    from healthos_core.record import service
+
+    with session_factory.begin() as session:
+        service.register_patient(
+            session,
+            given="Ada",
+            family="Long",
+            gender="female",
+            birth_date=dt.date(1960, 1, 1),
+            id="p-long",
+        )
+        service.admit(
+            session,
+            patient_id="p-long",
+            class_code="IMP",
+            start=T0,
+            id="e-long",
+        )
+
+
+def _long_csv(path: Path, rows: list[str]) -> Path:
+    path.write_text("patient,time,parameter,value\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_import_long_rows_attach_to_the_encounter_and_flag(
+    tmp_path: Path, session_factory: sessionmaker[Session]
+) -> None:
+    from healthos_core.observations_import import import_long_rows, read_long_csv
+
+    _patient_with_stay(session_factory)
+    path = _long_csv(
+        tmp_path / "vitals.csv",
+        [
+            "p-long,2012-01-01T01:00:00Z,HR,92",
+            "p-long,2012-01-01T02:00:00+01:00,RespRate,-1",
+            "p-long,2011-12-31T23:00:00Z,Temp,37.2",
+            "p-long,2012-01-01T03:00:00Z,Nonsense,1",
+        ],
+    )
+    rows = read_long_csv(path)
+    with session_factory.begin() as session:
+        report = import_long_rows(session, rows, load_mapping(), source="vitals.csv")
+    assert report.imported["Observation"] == 3
+    assert report.flagged == Counter({"RespRate": 1})
+    assert report.unmapped == Counter({"Nonsense": 1})
+    with session_factory() as session:
+        by_code = {o.code: o for o in session.scalars(select(Observation))}
+        assert by_code[t.HEART_RATE].encounter_id == "e-long"
+        assert by_code[t.HEART_RATE].effective_at == T0 + dt.timedelta(hours=1)
+        assert by_code[t.RESPIRATORY_RATE].status == "entered-in-error"
+        assert by_code[t.BODY_TEMPERATURE].encounter_id is None  # before admission
+    with session_factory.begin() as session:
+        import_long_rows(session, rows, load_mapping(), source="vitals.csv")
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Observation)) == 3
+
+
+def test_import_long_rows_unknown_patient_writes_nothing(
+    tmp_path: Path, engine: object, session_factory: sessionmaker[Session]
+) -> None:
+    from healthos_core.observations_import import import_long_rows, read_long_csv
+    from tests.conftest import table_counts
+
+    _patient_with_stay(session_factory)
+    before = table_counts(engine)  # type: ignore[arg-type]
+    rows = read_long_csv(
+        _long_csv(
+            tmp_path / "v.csv",
+            [
+                "p-long,2012-01-01T01:00:00Z,HR,92",
+                "nobody,2012-01-01T01:00:00Z,HR,92",
+            ],
+        )
+    )
+    with pytest.raises(InvalidInputError, match="unknown patient"), session_factory.begin() as s:
+        import_long_rows(s, rows, load_mapping(), source="v.csv")
+    assert table_counts(engine) == before  # type: ignore[arg-type]
+
+
+def test_read_long_csv_names_the_bad_line(tmp_path: Path) -> None:
+    from healthos_core.observations_import import read_long_csv
+
+    with pytest.raises(InvalidInputError, match=r"v\.csv, line 3"):
+        read_long_csv(_long_csv(tmp_path / "v.csv", ["p,2012-01-01T00:00:00Z,HR,1", "p,noon,HR,2"]))
+    bad = tmp_path / "w.csv"
+    bad.write_text("patient,when,parameter,value\n")
+    with pytest.raises(InvalidInputError, match="lacks column"):
+        read_long_csv(bad)
+
+
+def test_cli_imports_long_csv_with_a_mapping(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from healthos_core.db import make_engine, make_session_factory
+    from healthos_core.migrate import upgrade
+    from serving.cli import app
+
+    db = f"sqlite:///{tmp_path}/long.db"
+    engine = make_engine(db)
+    upgrade(engine)
+    _patient_with_stay(make_session_factory(engine))
+    csv_path = _long_csv(tmp_path / "v.csv", ["p-long,2012-01-01T01:00:00Z,HR,92"])
+    runner = CliRunner()
+    result = runner.invoke(app, ["import", str(csv_path), "--db", db])
+    assert result.exit_code == 2 and "needs --mapping" in result.output
+    mapping = Path(__file__).resolve().parents[2] / "healthos_core/data/mappings/physionet2012.csv"
+    result = runner.invoke(
+        app, ["import", str(csv_path), "--mapping", str(mapping), "--db", db, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["imported"] == {"Observation": 1}
