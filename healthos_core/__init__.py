@@ -10,8 +10,11 @@ from healthos_core.billing.entities import (
     ChargeItemStatus,
     ChargemasterEntry,
     Claim,
+    ClaimBillingStatus,
+    ClaimDiagnosis,
     ClaimItem,
     ClaimResponse,
+    ClaimStatusHistory,
     ExplanationOfBenefit,
 )
 from healthos_core.db import Base, make_engine, make_session_factory, session_scope
@@ -50,8 +53,11 @@ __all__ = [
     "ChargeItemStatus",
     "ChargemasterEntry",
     "Claim",
+    "ClaimBillingStatus",
+    "ClaimDiagnosis",
     "ClaimItem",
     "ClaimResponse",
+    "ClaimStatusHistory",
     "Condition",
     "ConflictError",
     "Coverage",

@@ -86,8 +86,32 @@ class ChargeItem(RecordMixin, Base):
     chargemaster_entry_id: Mapped[int | None] = mapped_column(ForeignKey("chargemaster_entry.id"))
 
 
+class ClaimBillingStatus(enum.StrEnum):
+    """Where a claim is in the revenue cycle (SPEC §4), beside FHIR ``Claim.status``.
+
+    draft → submitted → paid / partial / denied → resubmitted / appealed / written-off.
+    ``None`` on a claim means it is kept in the record for history but not billed by
+    HealthOS (e.g. a source system's claim that names no payer Organization).
+    """
+
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    PAID = "paid"
+    PARTIAL = "partial"
+    DENIED = "denied"
+    RESUBMITTED = "resubmitted"
+    APPEALED = "appealed"
+    WRITTEN_OFF = "written-off"
+
+
 class Claim(RecordMixin, Base):
-    """A claim to a payer (FHIR Claim) with its lines in :class:`ClaimItem`."""
+    """A claim to a payer (FHIR Claim) with its lines in :class:`ClaimItem`.
+
+    ``billing_status`` is the revenue-cycle state (:class:`ClaimBillingStatus`); every
+    change of it is recorded in :class:`ClaimStatusHistory`. ``related_claim_id`` points a
+    corrected claim to the claim it replaces (FHIR ``Claim.related`` with relationship
+    ``prior``).
+    """
 
     __tablename__ = "claim"
     patient_id: Mapped[str] = mapped_column(ForeignKey("patient.id"), index=True)
@@ -104,7 +128,12 @@ class Claim(RecordMixin, Base):
     coverage_display: Mapped[str | None] = mapped_column(String(128))
     total: Mapped[Decimal | None]
     currency: Mapped[str | None] = mapped_column(String(3))
-    related_claim_id: Mapped[str | None] = mapped_column(String(64))
+    related_claim_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    billing_status: Mapped[str | None] = mapped_column(String(24), index=True)
+    submitted_at: Mapped[dt.datetime | None]
+    pre_auth_ref: Mapped[str | None] = mapped_column(String(64))
+    patient_control_number: Mapped[str | None] = mapped_column(String(64), index=True)
+    priority: Mapped[str | None] = mapped_column(String(16))
     items: Mapped[list[ClaimItem]] = relationship(
         back_populates="claim", cascade="all, delete-orphan", order_by="ClaimItem.sequence"
     )
@@ -128,12 +157,51 @@ class ClaimItem(Base):
     encounter_id: Mapped[str | None] = mapped_column(String(64))
     charge_item_id: Mapped[str | None] = mapped_column(String(64))
     diagnosis_sequence: Mapped[list[Any] | None]
+    category: Mapped[str | None] = mapped_column(String(64))
+    revenue_code: Mapped[str | None] = mapped_column(String(8))
+    modifiers: Mapped[list[Any] | None]
+    procedure_id: Mapped[str | None] = mapped_column(String(64))
     claim: Mapped[Claim] = relationship(back_populates="items")
 
     def __repr__(self) -> str:
         return (
             f"ClaimItem(claim_id={self.claim_id!r}, sequence={self.sequence}, code={self.code!r})"
         )
+
+
+class ClaimDiagnosis(Base):
+    """A diagnosis on a claim (FHIR ``Claim.diagnosis``), ICD-10-CM where the source has it."""
+
+    __tablename__ = "claim_diagnosis"
+    claim_id: Mapped[str] = mapped_column(
+        ForeignKey("claim.id", ondelete="CASCADE"), primary_key=True
+    )
+    sequence: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_system: Mapped[str | None] = mapped_column(String(128))
+    code: Mapped[str | None] = mapped_column(String(64))
+    display: Mapped[str | None] = mapped_column(String(512))
+    condition_id: Mapped[str | None] = mapped_column(String(64))
+    type_code: Mapped[str | None] = mapped_column(String(32))
+
+    def __repr__(self) -> str:
+        return f"ClaimDiagnosis(claim_id={self.claim_id!r}, sequence={self.sequence})"
+
+
+class ClaimStatusHistory(Base):
+    """One change of a claim's ``billing_status``: from, to, who (and role), when, why."""
+
+    __tablename__ = "claim_status_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    claim_id: Mapped[str] = mapped_column(ForeignKey("claim.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str] = mapped_column(String(24))
+    actor: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(512))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"ClaimStatusHistory(claim_id={self.claim_id!r}, to={self.to_status!r})"
 
 
 class ExplanationOfBenefit(RecordMixin, Base):

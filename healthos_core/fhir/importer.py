@@ -39,10 +39,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from healthos_core.billing.entities import ClaimItem
+from healthos_core.billing.entities import ClaimDiagnosis, ClaimItem
 from healthos_core.db import session_scope, utcnow
 from healthos_core.errors import FhirValidationError, InvalidInputError
-from healthos_core.fhir.mapping import CHILD_KEYS, MAPPERS, TABLES, MappingContext
+from healthos_core.fhir.mapping import (
+    CHILD_KEYS,
+    MAPPERS,
+    PRESERVED_ON_UPDATE,
+    TABLES,
+    MappingContext,
+)
 from healthos_core.fhir.refs import parse_ref
 from healthos_core.record.entities import Encounter, PatientIdentifier
 
@@ -373,10 +379,11 @@ def upsert_statement(table: Table, dialect: str, key: tuple[str, ...] = ("id",))
     autoincrement_pk = [c.name for c in table.primary_key.columns if c.autoincrement is True]
     if autoincrement_pk and tuple(c.name for c in table.primary_key.columns) != key:
         return stmt.on_conflict_do_nothing(index_elements=list(key))
+    preserved = PRESERVED_ON_UPDATE.get(table.name, frozenset())
     updates = {
         c.name: stmt.excluded[c.name]
         for c in table.columns
-        if c.name not in key and c.name != "created_at"
+        if c.name not in key and c.name != "created_at" and c.name not in preserved
     }
     return stmt.on_conflict_do_update(index_elements=list(key), set_=updates)
 
@@ -477,7 +484,7 @@ def _table_order() -> list[str]:
         if resource_type == "Patient":
             order.append("patient_identifier")
         if resource_type == "Claim":
-            order.append("claim_item")
+            order.extend(["claim_item", "claim_diagnosis"])
     return order
 
 
@@ -487,6 +494,7 @@ ALL_TABLES: dict[str, Table] = {
     **{table.name: table for table in TABLES.values()},
     "patient_identifier": PatientIdentifier.__table__,  # type: ignore[dict-item]
     "claim_item": ClaimItem.__table__,  # type: ignore[dict-item]
+    "claim_diagnosis": ClaimDiagnosis.__table__,  # type: ignore[dict-item]
 }
 
 
@@ -581,10 +589,11 @@ def _write(
 
 
 def _delete_claim_items(session: Session, claim_ids: list[str]) -> None:
-    table = ALL_TABLES["claim_item"]
-    for start in range(0, len(claim_ids), 500):
-        chunk = claim_ids[start : start + 500]
-        session.execute(delete(table).where(table.c.claim_id.in_(chunk)))
+    for table_name in ("claim_item", "claim_diagnosis"):
+        table = ALL_TABLES[table_name]
+        for start in range(0, len(claim_ids), 500):
+            chunk = claim_ids[start : start + 500]
+            session.execute(delete(table).where(table.c.claim_id.in_(chunk)))
 
 
 def _begin_sqlite_transaction(session: Session) -> None:

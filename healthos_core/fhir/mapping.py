@@ -18,6 +18,8 @@ from sqlalchemy import FromClause, Table
 from healthos_core.billing.entities import (
     ChargeItem,
     Claim,
+    ClaimBillingStatus,
+    ClaimDiagnosis,
     ClaimItem,
     ClaimResponse,
     ExplanationOfBenefit,
@@ -416,8 +418,46 @@ def _service_date(item: dict[str, Any]) -> dt.date | None:
     return start.date() if start else None
 
 
+ICD10CM_SYSTEM = "http://hl7.org/fhir/sid/icd-10-cm"
+
+
+def _coding_in(concept: dict[str, Any] | None, system: str) -> dict[str, Any]:
+    for coding in (concept or {}).get("coding") or []:
+        if coding.get("system") == system:
+            return dict(coding)
+    return first_coding(concept)
+
+
+def _claim_diagnosis_rows(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    for diagnosis in r.get("diagnosis") or []:
+        coding = _coding_in(diagnosis.get("diagnosisCodeableConcept"), ICD10CM_SYSTEM)
+        types = diagnosis.get("type") or []
+        rows.append(
+            {
+                "claim_id": r["id"],
+                "sequence": int(diagnosis["sequence"]),
+                "code_system": coding.get("system"),
+                "code": coding.get("code"),
+                "display": (coding.get("display") or "")[:512] or None,
+                "condition_id": ref_id(diagnosis.get("diagnosisReference"), "Condition"),
+                "type_code": _concept_code(types[0]) if types else None,
+            }
+        )
+    return rows
+
+
+def _procedure_ids(r: dict[str, Any]) -> dict[int, str | None]:
+    return {
+        int(p["sequence"]): ref_id(p.get("procedureReference"), "Procedure")
+        for p in r.get("procedure") or []
+        if p.get("sequence") is not None
+    }
+
+
 def _claim_item_rows(r: dict[str, Any]) -> list[Row]:
     rows = []
+    procedures = _procedure_ids(r)
     for item in r.get("item") or []:
         coding = first_coding(item.get("productOrService"))
         net, _ = money(item.get("net"))
@@ -438,6 +478,12 @@ def _claim_item_rows(r: dict[str, Any]) -> list[Row]:
                 "encounter_id": ref_id(encounters[0], "Encounter") if encounters else None,
                 "charge_item_id": None,
                 "diagnosis_sequence": item.get("diagnosisSequence"),
+                "category": _concept_code(item.get("category")),
+                "revenue_code": _concept_code(item.get("revenue")),
+                "modifiers": [_concept_code(x) for x in item.get("modifier") or []] or None,
+                "procedure_id": next(
+                    (procedures.get(int(s)) for s in item.get("procedureSequence") or []), None
+                ),
             }
         )
     return rows
@@ -483,11 +529,41 @@ def map_claim(r: dict[str, Any], ctx: MappingContext) -> Mapped:
         total=total,
         currency=currency,
         related_claim_id=related,
+        billing_status=_billing_status(r),
+        submitted_at=parse_datetime(r.get("created")) if _billing_status(r) else None,
+        pre_auth_ref=next(iter(insurance.get("preAuthRef") or []), None),
+        patient_control_number=next(
+            (
+                i.get("value")
+                for i in r.get("identifier") or []
+                if str(i.get("system", "")).endswith("patient-control-number")
+            ),
+            None,
+        ),
+        priority=_concept_code(r.get("priority")),
     )
     out.add(Claim.__table__, row)
     for item_row in _claim_item_rows(r):
         out.add(ClaimItem.__table__, item_row)
+    for diagnosis_row in _claim_diagnosis_rows(r):
+        out.add(ClaimDiagnosis.__table__, diagnosis_row)
     return out
+
+
+def _billing_status(r: dict[str, Any]) -> str | None:
+    """A Claim enters the revenue cycle as submitted when it names its payer Organization.
+
+    Claims that name no insurer Organization (e.g. Synthea's own claims, which give the
+    payer only as coverage display text) are kept in the record, not billed by HealthOS.
+    """
+    insurer = str((r.get("insurer") or {}).get("reference", ""))
+    if (
+        r.get("use", "claim") == "claim"
+        and r.get("status") == "active"
+        and insurer.startswith("Organization/")
+    ):
+        return str(ClaimBillingStatus.SUBMITTED)
+    return None
 
 
 def _total(r: dict[str, Any], category: str) -> tuple[Decimal | None, str | None]:
@@ -617,4 +693,11 @@ TABLES: dict[str, Table] = {
 CHILD_KEYS: dict[str, tuple[str, ...]] = {
     PatientIdentifier.__tablename__: ("patient_id", "system", "value"),
     ClaimItem.__tablename__: ("claim_id", "sequence"),
+    ClaimDiagnosis.__tablename__: ("claim_id", "sequence"),
+}
+
+#: Columns HealthOS owns once a row exists: a re-import never overwrites them
+#: (a claim's revenue-cycle state moves on through adjudication, not through its source).
+PRESERVED_ON_UPDATE: dict[str, frozenset[str]] = {
+    Claim.__tablename__: frozenset({"billing_status"}),
 }

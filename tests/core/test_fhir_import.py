@@ -93,6 +93,7 @@ BUNDLE_ROWS = {
     "allergy_intolerance": 1,
     "claim": 1,
     "claim_item": 2,
+    "claim_diagnosis": 1,
     "explanation_of_benefit": 1,
 }
 

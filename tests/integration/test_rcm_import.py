@@ -1,0 +1,55 @@
+"""Real synthea-rcm claims enter the revenue cycle with their lines and diagnoses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from healthos_core.billing.entities import Claim, ClaimDiagnosis, ClaimItem, ClaimResponse
+from healthos_core.fhir.importer import import_paths
+from healthos_core.record.entities import Coverage
+from tests.integration.rcm_slice import make_rcm_slice
+
+pytestmark = pytest.mark.integration
+
+
+def test_rcm_slice_imports_claims_into_the_revenue_cycle(
+    shared_data: Path, tmp_path: Path, session_factory: sessionmaker[Session]
+) -> None:
+    rcm = make_rcm_slice(shared_data, tmp_path, patients=2)
+    report = import_paths(session_factory, rcm.in_order())
+    assert report.rejected == []
+    with session_factory() as session:
+        claims = session.scalars(select(Claim).where(Claim.billing_status.is_not(None))).all()
+        assert claims, "synthea-rcm claims name their payer and are billed"
+        assert {c.billing_status for c in claims} == {"submitted"}
+        assert all(c.insurer_id and c.insurer_id.startswith("payer-") for c in claims)
+        assert all(c.patient_control_number for c in claims)
+        assert all(c.submitted_at == c.created for c in claims)
+        # Synthea's own bundle claims name no payer Organization: record only.
+        historical = session.scalar(
+            select(func.count()).select_from(Claim).where(Claim.billing_status.is_(None))
+        )
+        assert historical and historical > 0
+        lines = session.scalars(
+            select(ClaimItem).where(ClaimItem.claim_id.in_([c.id for c in claims]))
+        ).all()
+        assert all(line.category and line.revenue_code for line in lines)
+        assert any(line.procedure_id for line in lines)
+        diagnoses = session.scalars(
+            select(ClaimDiagnosis).where(ClaimDiagnosis.claim_id.in_([c.id for c in claims]))
+        ).all()
+        assert diagnoses and all(
+            d.code_system == "http://hl7.org/fhir/sid/icd-10-cm" for d in diagnoses
+        )
+        assert session.scalar(select(func.count()).select_from(Coverage)) >= 2
+        assert session.scalar(select(func.count()).select_from(ClaimResponse)) == len(claims)
+        # HealthOS owns billing_status once a claim exists: re-import keeps it.
+        claims[0].billing_status = "denied"
+        session.commit()
+    import_paths(session_factory, [rcm.claims])
+    with session_factory() as session:
+        assert session.get(Claim, claims[0].id).billing_status == "denied"  # type: ignore[union-attr]
