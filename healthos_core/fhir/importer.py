@@ -473,8 +473,45 @@ def import_unit(session: Session, unit: Unit) -> UnitResult:
                     )
                 _check_fits(table_name, row, f"{resource_type}/{resource['id']}", unit.source)
                 bucket[tuple(row[k] for k in key)] = row
-    _write(session, rows, result)
+    with session.begin_nested():
+        _write(session, rows, result)
+        _run_import_hooks(session, unit)
     return result
+
+
+#: Called after a unit's rows are written, in the same savepoint, with that unit's
+#: resources of one type (references already ``Type/id``) and the unit's source name.
+#: A hook raising :class:`FhirValidationError` rejects the whole unit.
+ImportHook = Callable[[Session, list[dict[str, Any]], str], None]
+_IMPORT_HOOKS: dict[str, list[ImportHook]] = {}
+
+
+def register_import_hook(resource_type: str, hook: ImportHook) -> None:
+    """Run ``hook`` for every imported unit holding ``resource_type`` resources.
+
+    Used by billing to post what a payer's ClaimResponse says, in the same transaction
+    as the import. Registering the same hook twice has no effect. Hooks must be
+    idempotent: importing the same file again calls them again.
+    """
+    hooks = _IMPORT_HOOKS.setdefault(resource_type, [])
+    if hook not in hooks:
+        hooks.append(hook)
+
+
+def unregister_import_hook(resource_type: str, hook: ImportHook) -> None:
+    """Remove a hook added by :func:`register_import_hook` (no error when absent)."""
+    hooks = _IMPORT_HOOKS.get(resource_type, [])
+    if hook in hooks:
+        hooks.remove(hook)
+
+
+def _run_import_hooks(session: Session, unit: Unit) -> None:
+    for resource_type, hooks in _IMPORT_HOOKS.items():
+        resources = [r for _, r in unit.entries if r.get("resourceType") == resource_type]
+        if not resources:
+            continue
+        for hook in list(hooks):
+            hook(session, resources, unit.source)
 
 
 def _table_order() -> list[str]:

@@ -1093,3 +1093,37 @@ def test_cli_import_missing_path_exits_non_zero_with_one_line_reason(tmp_path: P
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [f"error: {missing}: no such file or folder"]
     assert not db_file.exists()
+
+
+# --------------------------------------------------------------------------- hooks
+
+
+def test_import_hook_sees_resolved_resources_and_can_reject_the_unit(
+    tmp_path: Path, engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    from healthos_core.fhir.importer import register_import_hook, unregister_import_hook
+
+    seen: list[str] = []
+
+    def hook(session: Session, resources: list[dict], source: str) -> None:
+        seen.extend(r["subject"]["reference"] for r in resources)
+        if any(r["id"].endswith("reject") for r in resources):
+            raise FhirValidationError("hook says no", source=source)
+
+    register_import_hook("Condition", hook)
+    register_import_hook("Condition", hook)  # idempotent
+    try:
+        path = write_json(tmp_path / "a.json", transaction_bundle("a"))
+        report = import_paths(session_factory, [path])
+        assert report.rejected == []
+        assert len(seen) == 1 and seen[0].startswith("Patient/")
+        bundle = transaction_bundle("b")
+        for entry in bundle["entry"]:
+            if entry["resource"]["resourceType"] == "Condition":
+                entry["resource"]["id"] = "cond-reject"
+        before = table_counts(engine)
+        report = import_paths(session_factory, [write_json(tmp_path / "b.json", bundle)])
+        assert [r["reason"] for r in report.rejected] == ["hook says no"]
+        assert table_counts(engine) == before
+    finally:
+        unregister_import_hook("Condition", hook)
