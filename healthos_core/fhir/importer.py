@@ -596,33 +596,31 @@ def _parents_first(rows: list[dict[str, Any]], parent_key: str) -> list[dict[str
 def _write(
     session: Session, rows: dict[str, dict[tuple[Any, ...], dict[str, Any]]], result: UnitResult
 ) -> None:
+    """Upsert the unit's rows, referents first (the caller holds the savepoint)."""
     dialect = session.get_bind().dialect.name
     now = utcnow()
-    if dialect == "sqlite":
-        _begin_sqlite_transaction(session)
-    with session.begin_nested():
-        for table_name in TABLE_ORDER:
-            bucket = rows.get(table_name)
-            if not bucket:
-                continue
-            table = ALL_TABLES[table_name]
-            table_rows = list(bucket.values())
-            key = CHILD_KEYS.get(table_name, ("id",))
-            existing: set[str] = set()
-            if key == ("id",):
-                existing = _existing_ids(session, table, [r["id"] for r in table_rows])
-                new = sum(1 for r in table_rows if r["id"] not in existing)
-                result.created[TYPE_OF_TABLE[table_name]] += new
-                for row in table_rows:
-                    row["created_at"] = now
-                    row["updated_at"] = now
-                if "part_of_id" in table.c:
-                    table_rows = _parents_first(table_rows, "part_of_id")
-            session.execute(upsert_statement(table, dialect, key), table_rows)
-            if table_name == "claim" and existing:
-                # A re-imported Claim replaces its lines (written next): drop the old ones,
-                # or lines the new version no longer has would stay billed.
-                _delete_claim_items(session, sorted(existing))
+    for table_name in TABLE_ORDER:
+        bucket = rows.get(table_name)
+        if not bucket:
+            continue
+        table = ALL_TABLES[table_name]
+        table_rows = list(bucket.values())
+        key = CHILD_KEYS.get(table_name, ("id",))
+        existing: set[str] = set()
+        if key == ("id",):
+            existing = _existing_ids(session, table, [r["id"] for r in table_rows])
+            new = sum(1 for r in table_rows if r["id"] not in existing)
+            result.created[TYPE_OF_TABLE[table_name]] += new
+            for row in table_rows:
+                row["created_at"] = now
+                row["updated_at"] = now
+            if "part_of_id" in table.c:
+                table_rows = _parents_first(table_rows, "part_of_id")
+        session.execute(upsert_statement(table, dialect, key), table_rows)
+        if table_name == "claim" and existing:
+            # A re-imported Claim replaces its lines (written next): drop the old ones,
+            # or lines the new version no longer has would stay billed.
+            _delete_claim_items(session, sorted(existing))
 
 
 def _delete_claim_items(session: Session, claim_ids: list[str]) -> None:
@@ -631,19 +629,6 @@ def _delete_claim_items(session: Session, claim_ids: list[str]) -> None:
         for start in range(0, len(claim_ids), 500):
             chunk = claim_ids[start : start + 500]
             session.execute(delete(table).where(table.c.claim_id.in_(chunk)))
-
-
-def _begin_sqlite_transaction(session: Session) -> None:
-    """Open the DBAPI transaction on SQLite before the first SAVEPOINT.
-
-    pysqlite begins its transaction lazily, at the first INSERT/UPDATE/DELETE. A
-    SAVEPOINT issued before that becomes the outermost transaction, and its RELEASE
-    commits: the import would be committed behind the caller's back and survive the
-    caller's rollback. Beginning explicitly leaves commit or rollback to the caller.
-    """
-    driver = session.connection().connection.driver_connection
-    if driver is not None and not driver.in_transaction:
-        driver.execute("BEGIN")
 
 
 def _existing_ids(session: Session, table: Table, ids: list[str]) -> set[str]:
