@@ -116,8 +116,60 @@ class ImportReport:
 # --------------------------------------------------------------------------- reading
 
 
+#: Order in which the files of one folder are imported: referents before the resources
+#: that point at them (a bulk-export folder holds one NDJSON file per type).
+DEPENDENCY_ORDER = (
+    "Organization",
+    "Location",
+    "Practitioner",
+    "Bundle",
+    "Patient",
+    "Coverage",
+    "Encounter",
+    "Condition",
+    "Procedure",
+    "MedicationRequest",
+    "MedicationAdministration",
+    "Observation",
+    "DiagnosticReport",
+    "Immunization",
+    "AllergyIntolerance",
+    "ChargeItem",
+    "Claim",
+    "ExplanationOfBenefit",
+    "ClaimResponse",
+)
+
+
+def _first_resource_type(path: Path) -> str | None:
+    """Return the resourceType of an NDJSON file's first line (``"Bundle"`` for JSON)."""
+    if not path.name.endswith((".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")):
+        return "Bundle"
+    try:
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as handle:  # type: ignore[operator]
+            first = handle.readline()
+        value = json.loads(first).get("resourceType") if first.strip() else None
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError, AttributeError):
+        return None  # unreadable: read_units reports it in order
+    return value if isinstance(value, str) else None
+
+
+def _dependency_rank(path: Path) -> tuple[int, str]:
+    resource_type = _first_resource_type(path)
+    rank = (
+        DEPENDENCY_ORDER.index(resource_type)
+        if resource_type in DEPENDENCY_ORDER
+        else len(DEPENDENCY_ORDER)
+    )
+    return rank, str(path)
+
+
 def iter_source_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """Yield the FHIR files under ``paths`` (files as given, folders recursively, sorted).
+    """Yield the FHIR files under ``paths``: files as given, folders recursively.
+
+    Within a folder, files are ordered so that referents come first
+    (:data:`DEPENDENCY_ORDER`, judged by an NDJSON file's first resource), then by name.
 
     Raises
     ------
@@ -126,9 +178,8 @@ def iter_source_files(paths: Iterable[Path]) -> Iterator[Path]:
     """
     for path in paths:
         if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if child.is_file() and child.name.endswith(SUFFIXES):
-                    yield child
+            children = [c for c in path.rglob("*") if c.is_file() and c.name.endswith(SUFFIXES)]
+            yield from sorted(children, key=_dependency_rank)
         elif path.is_file():
             yield path
         else:

@@ -1127,3 +1127,21 @@ def test_import_hook_sees_resolved_resources_and_can_reject_the_unit(
         assert table_counts(engine) == before
     finally:
         unregister_import_hook("Condition", hook)
+
+
+def test_iter_source_files_orders_a_folder_referents_first(tmp_path: Path) -> None:
+    from healthos_core.fhir.importer import iter_source_files
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for name, resource_type in [
+        ("a.ndjson", "ClaimResponse"),
+        ("b.ndjson", "Claim"),
+        ("c.ndjson", "Coverage"),
+        ("d.ndjson", "Organization"),
+        ("e.ndjson", "Patient"),
+    ]:
+        (folder / name).write_text(json.dumps({"resourceType": resource_type}) + "\n")
+    (folder / "z.json").write_text("{}")
+    names = [p.name for p in iter_source_files([folder])]
+    assert names == ["d.ndjson", "z.json", "e.ndjson", "c.ndjson", "b.ndjson", "a.ndjson"]
