@@ -68,6 +68,7 @@ from sqlalchemy.orm import Session
 
 from healthos_core.billing.chargemaster import find_price
 from healthos_core.billing.entities import ChargeItem, ChargeItemStatus, ChargemasterEntry
+from healthos_core.billing.ledger import post_charge
 from healthos_core.db import utcnow
 from healthos_core.errors import PricingError
 from healthos_core.events import (
@@ -220,6 +221,7 @@ def _post(
     )
     session.add(charge)
     session.flush()
+    post_charge(session, charge)  # Dr unbilled_ar / Cr revenue, source ChargeItem/<id>
     return charge
 
 

@@ -146,9 +146,12 @@ def _first_resource_type(path: Path) -> str | None:
     if not path.name.endswith((".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")):
         return "Bundle"
     try:
-        opener = gzip.open if path.name.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as handle:  # type: ignore[operator]
-            first = handle.readline()
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rt", encoding="utf-8") as handle:
+                first = handle.readline()
+        else:
+            with path.open(encoding="utf-8") as handle:
+                first = handle.readline()
         value = json.loads(first).get("resourceType") if first.strip() else None
     except (OSError, EOFError, zlib.error, UnicodeDecodeError, ValueError, AttributeError):
         return None  # unreadable: read_units reports it in order
