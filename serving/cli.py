@@ -39,8 +39,10 @@ app = typer.Typer(
 )
 chargemaster_app = typer.Typer(help="Chargemaster (CDM): load prices, derive them from claims.")
 db_app = typer.Typer(help="Database schema.")
+billing_app = typer.Typer(help="Revenue cycle: reports, claims, remittances.")
 app.add_typer(chargemaster_app, name="chargemaster")
 app.add_typer(db_app, name="db")
+app.add_typer(billing_app, name="billing")
 
 err = Console(stderr=True)
 out = Console()
@@ -168,6 +170,9 @@ def import_(
             result = _merge_reports(result, _import_physionet(factory, folder, as_json))
         for csv_path in long_files:
             result = _merge_reports(result, _import_long_csv(factory, csv_path, mapping))
+        for folder in fhir_paths:
+            if folder.is_dir() and (folder / "contracts.csv").is_file():
+                result.setdefault("payer_rules", {}).update(load_payer_rules(factory, folder))
     if as_json:
         print_json(result)
     else:
@@ -317,6 +322,76 @@ def chargemaster_derive(db: DbOption = None, as_json: JsonOption = False) -> Non
         out.print(f"derived {count} chargemaster entries from imported claims")
 
 
+# --------------------------------------------------------------------------- billing
+
+
+@billing_app.command("report")
+def billing_report(
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="ISO date or date-time (UTC); default now.")
+    ] = None,
+) -> None:
+    """Print billing totals, A/R by aging bucket, initial denial rate by payer, ledger check."""
+    from healthos_core.billing.reports import billing_report as build_report
+    from healthos_core.fhir.refs import parse_datetime
+
+    _, factory = open_database(db)
+    with translate_errors(), factory() as session:
+        report = build_report(session, as_of=parse_datetime(as_of) if as_of else None)
+    if as_json:
+        print_json(report)
+    else:
+        out.print_json(data=report, default=str)
+
+
+PAYER_RULE_FILES = (
+    "contracts.csv",
+    "service_categories.csv",
+    "unit_limits.csv",
+    "bundling_edits.csv",
+)
+
+
+def load_payer_rules(factory: sessionmaker[Session], folder: Path) -> dict[str, int]:
+    """Load contracts, service codes (+ unit limits) and bundling edits found in ``folder``."""
+    from healthos_core.billing.payers import (
+        load_bundling_edits_csv,
+        load_contracts_csv,
+        load_service_codes,
+    )
+
+    loaded: dict[str, int] = {}
+    with factory.begin() as session:
+        if (folder / "contracts.csv").is_file():
+            loaded["contracts"] = load_contracts_csv(session, folder / "contracts.csv")
+        if (folder / "service_categories.csv").is_file():
+            limits = folder / "unit_limits.csv"
+            loaded["service_codes"] = load_service_codes(
+                session, folder / "service_categories.csv", limits if limits.is_file() else None
+            )
+        if (folder / "bundling_edits.csv").is_file():
+            loaded["bundling_edits"] = load_bundling_edits_csv(
+                session, folder / "bundling_edits.csv"
+            )
+    return loaded
+
+
+@billing_app.command("load-contracts")
+def billing_load_contracts(
+    folder: Annotated[Path, typer.Argument(help="Folder with contracts.csv etc.")],
+    db: DbOption = None,
+) -> None:
+    """Load payer contracts, service categories, unit limits and bundling edits (CSV)."""
+    if not folder.is_dir() or not any((folder / name).is_file() for name in PAYER_RULE_FILES):
+        fail(f"{folder}: no {', '.join(PAYER_RULE_FILES)} found")
+    _, factory = open_database(db)
+    with translate_errors():
+        loaded = load_payer_rules(factory, folder)
+    out.print(", ".join(f"{name}: {count}" for name, count in loaded.items()))
+
+
 # --------------------------------------------------------------------------- evaluate / score
 
 
@@ -327,11 +402,28 @@ def evaluate(
     as_json: JsonOption = False,
     limit: Annotated[int | None, typer.Option(help="First N stays only.")] = None,
 ) -> None:
-    """Measure a score or model against real outcomes and print its metrics."""
-    if name != "news2":
-        fail(f"unknown evaluation {name!r}: available: news2")
+    """Measure a score, model or the claim scrubber against real outcomes; print metrics.
+
+    ``news2`` takes a PhysioNet 2012 folder; ``scrubber`` takes the synthea-rcm folder
+    (its bundles are found in ``../synthea-fhir-r4/bundles`` beside it).
+    """
+    if name not in ("news2", "scrubber"):
+        fail(f"unknown evaluation {name!r}: available: news2, scrubber")
     if not data.is_dir():
         fail(f"{data}: no such folder")
+    if name == "scrubber":
+        from models.evaluation.scrubber import evaluate_scrubber
+
+        with translate_errors():
+            try:
+                scrub = evaluate_scrubber(data, log=lambda line: err.print(line, highlight=False))
+            except (FileNotFoundError, ValueError) as exc:
+                fail(str(exc))
+        if as_json:
+            print_json(scrub)
+        else:
+            out.print_json(data=scrub, default=str)
+        return
     from models.evaluation.news2 import evaluate_news2
 
     with translate_errors(), progress_bar() as progress:

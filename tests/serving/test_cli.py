@@ -100,3 +100,48 @@ def test_evaluate_news2_json_on_real_stays(shared_data: Path) -> None:
     assert data["complete"]["n"] + data["complete"]["excluded"] == 400
     assert 0.5 < data["auroc"] < 0.8
     assert set(data["baseline"]) >= {"saps_i_auroc", "sofa_auroc"}
+
+
+@pytest.mark.integration
+def test_import_rcm_folder_and_billing_report(shared_data: Path, tmp_path: Path) -> None:
+    import shutil
+    from decimal import Decimal
+
+    from tests.integration.rcm_slice import make_rcm_slice
+
+    rcm = make_rcm_slice(shared_data, tmp_path / "slice", patients=3)
+    folder = tmp_path / "rcm"
+    folder.mkdir()
+    for path in (rcm.payers, rcm.coverage, rcm.claims, rcm.claim_responses):
+        shutil.move(path, folder / path.name)
+    for name in (
+        "contracts.csv",
+        "service_categories.csv",
+        "unit_limits.csv",
+        "bundling_edits.csv",
+    ):
+        shutil.copy(shared_data / "synthea-rcm" / name, folder / name)
+    db = f"sqlite:///{tmp_path}/rcm.db"
+    bundles = tmp_path / "bundles"
+    bundles.mkdir()
+    for bundle in rcm.bundles:
+        shutil.copy(bundle, bundles / bundle.name)
+    result = runner.invoke(app, ["import", str(bundles), str(folder), "--db", db, "--json"])
+    assert result.exit_code == 0, result.output
+    imported = json.loads(result.stdout)
+    assert imported["rejected"] == []
+    assert imported["payer_rules"]["contracts"] == 5
+    report = runner.invoke(app, ["billing", "report", "--json", "--db", db])
+    assert report.exit_code == 0, report.output
+    data = json.loads(report.stdout)
+    assert data["ledger"]["balanced"] is True
+    assert Decimal(data["ledger"]["debits"]) == Decimal(data["ledger"]["credits"])
+    paid = sum(
+        (
+            Decimal(str(json.loads(line)["payment"]["amount"]["value"]))
+            for line in (folder / "claimresponses.ndjson").read_text().splitlines()
+            if line.strip() and "payment" in json.loads(line)
+        ),
+        Decimal(0),
+    )
+    assert Decimal(data["paid"]) == paid.quantize(Decimal("0.01"))
