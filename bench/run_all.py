@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from bench import bench_fhir_import
+from bench import bench_fhir_import, bench_remittance
 
 
 def main() -> None:
     """Run the benchmarks one after another."""
     bench_fhir_import.main([])
+    bench_remittance.main([])
 
 
 if __name__ == "__main__":
