@@ -2,11 +2,43 @@
 
 from fastapi import APIRouter
 
-from serving.routers import encounters, health, patients, suggestions
+from serving.routers import (
+    authorizations,
+    billing,
+    claims,
+    coverage,
+    encounters,
+    health,
+    ledger,
+    patient_accounts,
+    patients,
+    remittances,
+    suggestions,
+)
 
 api_router = APIRouter()
 api_router.include_router(patients.router)
 api_router.include_router(encounters.router)
 api_router.include_router(suggestions.router)
+api_router.include_router(coverage.router)
+api_router.include_router(authorizations.router)
+api_router.include_router(claims.router)
+api_router.include_router(remittances.router)
+api_router.include_router(ledger.router)
+api_router.include_router(billing.router)
+api_router.include_router(patient_accounts.router)
 
-__all__ = ["api_router", "encounters", "health", "patients", "suggestions"]
+__all__ = [
+    "api_router",
+    "authorizations",
+    "billing",
+    "claims",
+    "coverage",
+    "encounters",
+    "health",
+    "ledger",
+    "patient_accounts",
+    "patients",
+    "remittances",
+    "suggestions",
+]
