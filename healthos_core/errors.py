@@ -6,6 +6,8 @@ Domain code raises these; each boundary (the API in ``serving.main``, the CLI in
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class HealthOSError(Exception):
     """Base class of every HealthOS error.
@@ -25,6 +27,14 @@ class HealthOSError(Exception):
         self.message = message
         if code is not None:
             self.code = code
+
+    def problem_extensions(self) -> dict[str, Any]:
+        """Return extra JSON members a boundary may add to the error's report.
+
+        The API adds them to the RFC 9457 problem details (extension members), e.g. the
+        blocking issues of a claim the scrubber stopped. Default: none.
+        """
+        return {}
 
 
 class NotFoundError(HealthOSError, LookupError):

@@ -97,6 +97,7 @@ def problem_response(
     detail: str | None = None,
     headers: dict[str, str] | None = None,
     errors: list[dict[str, Any]] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> ProblemResponse:
     """Build an RFC 9457 problem details response.
 
@@ -114,6 +115,8 @@ def problem_response(
         Extra response headers (e.g. ``WWW-Authenticate``).
     errors : list of dict, optional
         Invalid request fields (``loc``, ``msg``, ``type``).
+    extensions : dict, optional
+        Extension members (RFC 9457 §3.2), e.g. a blocked claim's ``issues``.
 
     Returns
     -------
@@ -127,6 +130,7 @@ def problem_response(
         instance=request.url.path,
         code=code,
         errors=errors,
+        **(extensions or {}),
     )
     return ProblemResponse(
         problem.model_dump(mode="json", exclude_none=True), status_code=status, headers=headers
@@ -145,7 +149,13 @@ async def _healthos_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, HealthOSError)  # noqa: S101 - registered for HealthOSError only
     status = status_for(exc)
     logger.info("request failed: %s %s (%s)", status, exc.code, type(exc).__name__)
-    return problem_response(request, status=status, code=exc.code, detail=exc.message)
+    return problem_response(
+        request,
+        status=status,
+        code=exc.code,
+        detail=exc.message,
+        extensions=exc.problem_extensions(),
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> ProblemResponse:

@@ -444,6 +444,10 @@ class ScrubFailedError(ConflictError):
         self.claim_id = claim_id
         self.issues = list(issues)
 
+    def problem_extensions(self) -> dict[str, Any]:
+        """Return the claim id and the blocking issues (each :meth:`ClaimIssue.to_dict`)."""
+        return {"claim_id": self.claim_id, "issues": [i.to_dict() for i in self.issues]}
+
 
 # --------------------------------------------------------------------------- small helpers
 

@@ -551,7 +551,7 @@ def map_claim(r: dict[str, Any], ctx: MappingContext) -> Mapped:
 
 
 def _billing_status(r: dict[str, Any]) -> str | None:
-    """A Claim enters the revenue cycle as submitted when it names its payer Organization.
+    """Return ``submitted`` for a Claim that names its payer Organization, else None.
 
     Claims that name no insurer Organization (e.g. Synthea's own claims, which give the
     payer only as coverage display text) are kept in the record, not billed by HealthOS.

@@ -15,15 +15,13 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from http import HTTPStatus
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, status
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from healthos_core.billing.claims import (
-    ScrubFailedError,
     appeal_claim,
     build_claim,
     claim_history,
@@ -41,7 +39,6 @@ from serving.schemas.billing import (
     ClaimActionCreate,
     ClaimCorrectionCreate,
     ClaimCreate,
-    ClaimIssuePublic,
     ClaimPublic,
     ClaimScrubPublic,
     ClaimsPublic,
@@ -139,30 +136,6 @@ def find_claims(
     return claims, int(count or 0)
 
 
-def scrub_failed_problem(request: Request, error: ScrubFailedError) -> Response:
-    """Return the 409 problem details of a blocked submission, with its ``issues``.
-
-    The generic handler in :mod:`serving.main` carries only ``code`` and ``detail``;
-    the blocking issues go in the RFC 9457 extension member ``issues``.
-    """
-    from serving.main import PROBLEM_TYPE_PREFIX, ProblemResponse  # main imports the routers
-
-    problem = ScrubFailedProblem(
-        type=PROBLEM_TYPE_PREFIX + error.code,
-        title=HTTPStatus.CONFLICT.phrase,
-        status=HTTPStatus.CONFLICT,
-        detail=error.message,
-        instance=request.url.path,
-        code=error.code,
-        claim_id=error.claim_id,
-        issues=[ClaimIssuePublic.from_issue(i) for i in error.issues],
-    )
-    logger.info("request failed: 409 %s (%s)", error.code, type(error).__name__)
-    return ProblemResponse(
-        problem.model_dump(mode="json", exclude={"errors"}), status_code=HTTPStatus.CONFLICT
-    )
-
-
 # --------------------------------------------------------------------------- reads
 
 
@@ -238,25 +211,21 @@ def create_claim(*, session: SessionDep, user: BillingWriter, body: ClaimCreate)
 @router.post("/{claim_id}/submit", response_model=ClaimPublic, responses=SCRUB_BLOCKED)
 def submit(
     *,
-    request: Request,
     session: SessionDep,
     user: BillingWriter,
     claim_id: ClaimId,
     body: ClaimSubmitCreate | None = None,
-) -> ClaimPublic | Response:
+) -> ClaimPublic:
     """Scrub and submit a draft claim; 409 with the issues when the scrubber blocks it."""
     body = body or ClaimSubmitCreate()
-    try:
-        claim = submit_claim(
-            session,
-            claim_id,
-            actor=user.subject,
-            role=user.role,
-            override_edits=body.override_edits,
-            reason=body.reason,
-        )
-    except ScrubFailedError as exc:  # nothing was written; answer with the issues
-        return scrub_failed_problem(request, exc)
+    claim = submit_claim(
+        session,
+        claim_id,
+        actor=user.subject,
+        role=user.role,
+        override_edits=body.override_edits,
+        reason=body.reason,
+    )
     return claim_public(session, claim)
 
 
@@ -288,27 +257,27 @@ def write_off(
 )
 def resubmit(
     *,
-    request: Request,
     session: SessionDep,
     user: BillingWriter,
     claim_id: ClaimId,
     body: ClaimCorrectionCreate,
-) -> ClaimPublic | Response:
-    """Send a corrected claim for an adjudicated one; returns the new, submitted claim."""
-    try:
-        claim = correct_and_resubmit(
-            session,
-            claim_id,
-            actor=user.subject,
-            role=user.role,
-            reason=body.reason,
-            coverage_id=body.coverage_id,
-            pre_auth_ref=body.pre_auth_ref,
-            diagnoses=body.diagnoses,
-            line_updates=body.line_changes(),
-            lines=body.lines,
-            override_edits=body.override_edits,
-        )
-    except ScrubFailedError as exc:  # the savepoint is rolled back: nothing was written
-        return scrub_failed_problem(request, exc)
+) -> ClaimPublic:
+    """Send a corrected claim for an adjudicated one; returns the new, submitted claim.
+
+    A scrubber block raises ``ScrubFailedError``: 409 problem details with the ``issues``
+    (added by the app's one error handler); the request's transaction is rolled back.
+    """
+    claim = correct_and_resubmit(
+        session,
+        claim_id,
+        actor=user.subject,
+        role=user.role,
+        reason=body.reason,
+        coverage_id=body.coverage_id,
+        pre_auth_ref=body.pre_auth_ref,
+        diagnoses=body.diagnoses,
+        line_updates=body.line_changes(),
+        lines=body.lines,
+        override_edits=body.override_edits,
+    )
     return claim_public(session, claim)
