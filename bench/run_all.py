@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from bench import bench_fhir_import, bench_remittance
+from bench import bench_claims, bench_fhir_import, bench_remittance
 
 
 def main() -> None:
     """Run the benchmarks one after another."""
     bench_fhir_import.main([])
     bench_remittance.main([])
+    bench_claims.main([])
 
 
 if __name__ == "__main__":
