@@ -18,13 +18,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/healthos demo $(ARGS)
 
-## The whole test suite, against SQLite and the local PostgreSQL (127.0.0.1:5432, database test).
-test: $(STAMP)
+## Lint, types, then the whole test suite against SQLite and the local PostgreSQL
+## (127.0.0.1:5432, database test).
+test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check healthos_core reasoning models serving tests bench
-	$(BIN)/mypy healthos_core reasoning serving
+	$(BIN)/mypy healthos_core reasoning serving models
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
