@@ -404,12 +404,7 @@ def resolve_references(
 
     for resource_type, wanted in pending.items():
         table = TABLES.get(resource_type)
-        found: set[str] = set()
-        if table is not None:
-            ids = list(wanted)
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                found.update(session.scalars(select(table.c.id).where(table.c.id.in_(chunk))))
+        found = _existing_ids(session, table, list(wanted)) if table is not None else set()
         for resource_id, label in wanted.items():
             if resource_id not in found:
                 raise MissingReferenceError(
