@@ -318,6 +318,50 @@ def _stay_rows(
     return patient, encounter, rows
 
 
+def stay_record(
+    stay: Stay,
+    mapping: dict[str, ParameterMapping],
+    *,
+    flagged: Counter[str] | None = None,
+    unmapped: Counter[str] | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """Convert one PhysioNet 2012 stay into record rows, without writing anything.
+
+    This is the importer's conversion: :func:`import_physionet2012` writes exactly these
+    rows, and the deterioration features read a stay through it so that a stay read
+    from the archive and the same stay read back from the record give the same vector.
+
+    Parameters
+    ----------
+    stay : Stay
+        One stay from :func:`healthos_core.datasets.physionet2012.iter_stays`.
+    mapping : dict
+        Parameter mapping (see :func:`load_mapping`).
+    flagged, unmapped : Counter, optional
+        Incremented per implausible value / unmapped parameter.
+    now : datetime, optional
+        ``created_at`` / ``updated_at`` of the rows (default now).
+
+    Returns
+    -------
+    tuple
+        ``(patient row, encounter row, observation rows)`` as column dicts.
+    """
+    now = now or utcnow()
+    patient, encounter, rows = _stay_rows(stay, now)
+    observations = observation_rows(
+        rows,
+        mapping,
+        encounter_id=encounter["id"],
+        facility_id=PHYSIONET_FACILITY,
+        id_prefix=encounter["id"],
+        flagged=flagged if flagged is not None else Counter(),
+        unmapped=unmapped if unmapped is not None else Counter(),
+    )
+    return patient, encounter, observations
+
+
 def import_physionet2012(
     factory: sessionmaker[Session],
     directory: Path,
@@ -371,20 +415,12 @@ def import_physionet2012(
         nonlocal done
         patients, encounters, observations = [], [], []
         for stay in pending:
-            patient, encounter, rows = _stay_rows(stay, now)
+            patient, encounter, rows = stay_record(
+                stay, mapping, flagged=report.flagged, unmapped=report.unmapped, now=now
+            )
             patients.append(patient)
             encounters.append(encounter)
-            observations.extend(
-                observation_rows(
-                    rows,
-                    mapping,
-                    encounter_id=encounter["id"],
-                    facility_id=PHYSIONET_FACILITY,
-                    id_prefix=encounter["id"],
-                    flagged=report.flagged,
-                    unmapped=report.unmapped,
-                )
-            )
+            observations.extend(rows)
         with session_scope(factory) as session:
             dialect = session.get_bind().dialect.name
             session.execute(upsert_statement(Patient.__table__, dialect), patients)  # type: ignore[arg-type]

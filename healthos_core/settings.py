@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         ISO 4217 currency used for charges when the chargemaster gives none.
     host, port : str, int
         Where ``healthos serve`` listens; default 127.0.0.1:8000.
+    models_dir : Path or None, default=None
+        Where the ONNX champions (``<name>/model.onnx`` + ``manifest.json``) are read by
+        scoring and serving, and written by ``healthos train`` on promotion. ``None``
+        means the models shipped in ``reasoning/artifacts``.
+    mlflow_tracking_uri : str or None, default=None
+        MLflow tracking and registry URI. ``None`` means the embedded local store
+        ``sqlite:///<var_dir>/mlflow.db`` with artifacts in ``<var_dir>/mlartifacts``.
     """
 
     model_config = SettingsConfigDict(
@@ -69,6 +76,8 @@ class Settings(BaseSettings):
     currency: str = "USD"
     host: str = "127.0.0.1"
     port: int = 8000
+    models_dir: Path | None = None
+    mlflow_tracking_uri: str | None = None
 
     @field_validator("api_tokens")
     @classmethod

@@ -50,3 +50,10 @@ SYSTOLIC_CODES = frozenset({SYSTOLIC_BP, INVASIVE_SYSTOLIC_BP})
 SPO2_CODES = frozenset({OXYGEN_SATURATION, OXYGEN_SATURATION_PULSE_OXIMETRY})
 TEMPERATURE_CODES = frozenset({BODY_TEMPERATURE, ORAL_TEMPERATURE})
 BP_PANEL_CODES = frozenset({BLOOD_PRESSURE_PANEL, BLOOD_PRESSURE_PANEL_SYNTHEA})
+
+# Added for the SIRS, KDIGO and LACE scorers.
+#: ICD-10 (WHO); the ICD-10-CM system is :data:`ICD10CM`.
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+#: Code systems whose codes are ICD-10 diagnosis codes (read by the Charlson index).
+ICD10_SYSTEMS = frozenset({ICD10CM, ICD10})
+PACO2 = "2019-8"  # Carbon dioxide [Partial pressure] in Arterial blood (mm[Hg])
