@@ -49,7 +49,7 @@ from healthos_core.db import Base, make_engine, make_session_factory, session_sc
 from healthos_core.errors import InvalidInputError
 from healthos_core.fhir.importer import import_paths
 
-__all__ = ["HEADLINE_CARCS", "evaluate_scrubber", "main"]
+__all__ = ["HEADLINE_CARCS", "evaluate_scrubber", "import_synthea_rcm", "main"]
 
 #: The denials the issue asks about: coverage terminated, timely filing, authorisation
 #: absent, missing information.
@@ -73,9 +73,35 @@ def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _import(
+def import_synthea_rcm(
     factory: Any, data_dir: Path, bundles_dir: Path, log: Callable[[str], None]
 ) -> dict[str, Any]:
+    """Import the patients' bundles, then the synthea-rcm payers, coverage and claims.
+
+    Parameters
+    ----------
+    factory : sessionmaker
+        Session factory of the (empty) evaluation database.
+    data_dir : Path
+        The ``synthea-rcm`` folder (``payers.ndjson.gz``, ``coverage.ndjson.gz``,
+        ``claims.ndjson.gz``). The ClaimResponses are **not** imported here.
+    bundles_dir : Path
+        The FHIR bundles; the ``*Information*`` files beside that folder (hospitals,
+        practitioners) are imported first.
+    log : callable
+        Receives progress lines.
+
+    Returns
+    -------
+    dict
+        ``bundle_files``, ``rejected_files`` (bundles the importer rejected) and
+        ``imported`` (synthea-rcm resources per type).
+
+    Raises
+    ------
+    InvalidInputError
+        A synthea-rcm file was rejected.
+    """
     extras = sorted(
         p for p in bundles_dir.parent.glob("*Information*.json*") if p.parent != bundles_dir
     )
@@ -150,7 +176,7 @@ def evaluate_scrubber(
         engine = make_engine(database_url or f"sqlite:///{Path(tmp) / 'scrubber.db'}")
         Base.metadata.create_all(engine)
         factory = make_session_factory(engine)
-        imported = _import(factory, data, bundles, say)
+        imported = import_synthea_rcm(factory, data, bundles, say)
         with session_scope(factory) as session:
             load_contracts_csv(session, data / "contracts.csv")
             load_service_codes(session, data / "service_categories.csv", data / "unit_limits.csv")
