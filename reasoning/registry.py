@@ -9,13 +9,27 @@ from sqlalchemy.orm import Session
 from healthos_core.advisory import save_suggestions
 from healthos_core.errors import InvalidInputError
 from reasoning.base import Scorer
+from reasoning.clinical.kdigo_scorer import KdigoScorer
+from reasoning.clinical.lace_scorer import LaceScorer
+from reasoning.clinical.model_scorers import DeteriorationScorer, ReadmissionScorer
 from reasoning.clinical.news2_scorer import News2Scorer
+from reasoning.clinical.sirs_scorer import SirsScorer
 from reasoning.suggestion import Suggestion
 
 
 def default_scorers() -> list[Scorer]:
-    """Return a fresh instance of every scorer HealthOS ships, with default settings."""
-    return [News2Scorer()]
+    """Return a fresh instance of every scorer HealthOS ships, with default settings.
+
+    The model scorers load the shipped (or configured) ONNX champions once per process.
+    """
+    return [
+        News2Scorer(),
+        SirsScorer(),
+        KdigoScorer(),
+        LaceScorer(),
+        DeteriorationScorer(),
+        ReadmissionScorer(),
+    ]
 
 
 def available_kinds() -> list[str]:

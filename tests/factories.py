@@ -21,9 +21,11 @@ from healthos_core.billing.entities import (
     ExplanationOfBenefit,
 )
 from healthos_core.record.entities import (
+    Condition,
     Encounter,
     Location,
     MedicationRequest,
+    Observation,
     Organization,
     Patient,
     PatientIdentifier,
@@ -228,3 +230,62 @@ def make_explanation_of_benefit(
     session.add(eob)
     session.flush()
     return eob
+
+
+def make_observation(
+    session: Session,
+    *,
+    patient_id: str,
+    code: str,
+    value: float | None,
+    effective_at: dt.datetime,
+    **overrides: Any,
+) -> Observation:
+    """A final LOINC observation of ``patient_id`` (no encounter unless ``encounter_id``).
+
+    ``unit`` defaults to ``None``; ``status`` to ``"final"``; ``category`` to
+    ``"laboratory"``.
+    """
+    values: dict[str, Any] = {
+        "id": new_id(),
+        "patient_id": patient_id,
+        "status": "final",
+        "category": "laboratory",
+        "code_system": LOINC,
+        "code": code,
+        "value": value,
+        "effective_at": effective_at,
+    }
+    values.update(overrides)
+    observation = Observation(**values)
+    session.add(observation)
+    session.flush()
+    return observation
+
+
+def make_condition(
+    session: Session,
+    *,
+    patient_id: str,
+    code: str,
+    code_system: str = "http://hl7.org/fhir/sid/icd-10-cm",
+    **overrides: Any,
+) -> Condition:
+    """A confirmed, active diagnosis of ``patient_id`` coded in ICD-10-CM unless overridden.
+
+    ``recorded_at`` defaults to :data:`T0`.
+    """
+    values: dict[str, Any] = {
+        "id": new_id(),
+        "patient_id": patient_id,
+        "code_system": code_system,
+        "code": code,
+        "clinical_status": "active",
+        "verification_status": "confirmed",
+        "recorded_at": T0,
+    }
+    values.update(overrides)
+    condition = Condition(**values)
+    session.add(condition)
+    session.flush()
+    return condition

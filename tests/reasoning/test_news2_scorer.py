@@ -291,8 +291,8 @@ def test_run_scorers_stores_suggestions_once_and_keeps_ids_stable(session: Sessi
         gcs=15,
         temp=38.3,
     )
-    first = run_scorers(session, as_of=NOW)
-    second = run_scorers(session, as_of=NOW)
+    first = run_scorers(session, as_of=NOW, kind="clinical.news2")
+    second = run_scorers(session, as_of=NOW, kind="clinical.news2")
     assert [s.id for s in first] == [s.id for s in second]
     assert session.scalar(select(func.count()).select_from(SuggestionRecord)) == 1
 
