@@ -395,49 +395,176 @@ def billing_load_contracts(
 # --------------------------------------------------------------------------- evaluate / score
 
 
+MODEL_NAMES = ("deterioration", "readmission")
+
+
 @app.command("evaluate")
 def evaluate(
-    name: Annotated[str, typer.Argument(help="What to evaluate: news2")],
-    data: Annotated[Path, typer.Option("--data", help="Dataset folder in its own layout.")],
+    name: Annotated[str, typer.Argument(help="deterioration, readmission, news2 or scrubber")],
+    data: Annotated[
+        Path, typer.Option("--data", help="Dataset in its own layout (folder or file).")
+    ],
     as_json: JsonOption = False,
-    limit: Annotated[int | None, typer.Option(help="First N stays only.")] = None,
+    limit: Annotated[int | None, typer.Option(help="First N stays/rows only.")] = None,
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples for the 95% intervals (models).")
+    ] = 1000,
 ) -> None:
-    """Measure a score, model or the claim scrubber against real outcomes; print metrics.
+    """Measure a model, a score or the claim scrubber against real outcomes; print metrics.
 
-    ``news2`` takes a PhysioNet 2012 folder; ``scrubber`` takes the synthea-rcm folder
-    (its bundles are found in ``../synthea-fhir-r4/bundles`` beside it).
+    ``deterioration`` and ``news2`` take the PhysioNet 2012 folder; ``readmission`` the UCI
+    ``diabetic_data.csv.gz``; ``scrubber`` the synthea-rcm folder (its bundles are found in
+    ``../synthea-fhir-r4/bundles`` beside it). Models are measured on the patients their
+    champion's training held out.
     """
-    if name not in ("news2", "scrubber"):
-        fail(f"unknown evaluation {name!r}: available: news2, scrubber")
-    if not data.is_dir():
-        fail(f"{data}: no such folder")
-    if name == "scrubber":
+    known = (*MODEL_NAMES, "news2", "scrubber")
+    if name not in known:
+        fail(f"unknown evaluation {name!r}: available: {', '.join(known)}")
+    if not data.exists():
+        fail(f"{data}: no such file or folder")
+    if name in MODEL_NAMES:
+        result = _evaluate_model(name, data, limit=limit, bootstrap=bootstrap)
+    elif name == "scrubber":
         from models.evaluation.scrubber import evaluate_scrubber
 
         with translate_errors():
             try:
-                scrub = evaluate_scrubber(data, log=lambda line: err.print(line, highlight=False))
+                result = evaluate_scrubber(data, log=lambda line: err.print(line, highlight=False))
             except (FileNotFoundError, ValueError) as exc:
                 fail(str(exc))
-        if as_json:
-            print_json(scrub)
-        else:
-            out.print_json(data=scrub, default=str)
-        return
-    from models.evaluation.news2 import evaluate_news2
+    else:
+        from models.evaluation.news2 import evaluate_news2
 
-    with translate_errors(), progress_bar() as progress:
-        task = progress.add_task("NEWS2 on ICU stays", total=limit)
-        try:
-            result = evaluate_news2(
-                data, limit=limit, progress=lambda n: progress.update(task, completed=n)
-            )
-        except (FileNotFoundError, ValueError) as exc:
-            fail(str(exc))
+        if not data.is_dir():
+            fail(f"{data}: news2 takes the PhysioNet 2012 folder")
+        with translate_errors(), progress_bar() as progress:
+            task = progress.add_task("NEWS2 on ICU stays", total=limit)
+            try:
+                result = evaluate_news2(
+                    data, limit=limit, progress=lambda n: progress.update(task, completed=n)
+                )
+            except (FileNotFoundError, ValueError) as exc:
+                fail(str(exc))
     if as_json:
         print_json(result)
     else:
-        out.print_json(data=result)
+        out.print_json(data=result, default=str)
+
+
+def _evaluate_model(name: str, data: Path, *, limit: int | None, bootstrap: int) -> dict[str, Any]:
+    from models.evaluation.model import evaluate_model
+    from reasoning.inference import ModelNotAvailableError
+
+    with translate_errors(), progress_bar() as progress:
+        task = progress.add_task(f"reading {data.name}", total=limit)
+        try:
+            return evaluate_model(
+                name,
+                data,
+                limit=limit,
+                n_bootstrap=bootstrap,
+                progress=lambda n: progress.update(task, completed=n),
+            )
+        except (FileNotFoundError, ValueError, ModelNotAvailableError) as exc:
+            fail(str(exc))
+
+
+@app.command("train")
+def train(
+    name: Annotated[str, typer.Argument(help="deterioration or readmission")],
+    data: Annotated[
+        Path, typer.Option("--data", help="Dataset in its own layout (folder or file).")
+    ],
+    limit: Annotated[int | None, typer.Option(help="First N stays/rows only.")] = None,
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples for the 95% intervals.")
+    ] = 1000,
+    tolerance: Annotated[
+        float, typer.Option(help="Slack when comparing with the champion (AUROC, Brier).")
+    ] = 0.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Train a model, log it to MLflow, register it and promote it if no worse.
+
+    The run, the ONNX model, its manifest and model card go to the MLflow store
+    (``HEALTHOS_MLFLOW_TRACKING_URI``, default ``./var/mlflow.db``); a promoted model is
+    written to the models directory, where scoring and serving load it.
+    """
+    if name not in MODEL_NAMES:
+        fail(f"unknown model {name!r}: available: {', '.join(MODEL_NAMES)}")
+    if not data.exists():
+        fail(f"{data}: no such file or folder")
+    from models.training import ParityError
+    from models.training import train as run_training
+
+    with translate_errors(), progress_bar() as progress:
+        task = progress.add_task(f"reading {data.name}", total=limit)
+
+        def stage(text: str) -> None:
+            progress.update(task, description=text)
+
+        try:
+            report = run_training(
+                name,
+                data,
+                limit=limit,
+                n_bootstrap=bootstrap,
+                tolerance=tolerance,
+                stage=stage,
+                progress=lambda n: progress.update(task, completed=n),
+            )
+        except ParityError as exc:
+            fail(str(exc))
+        except (FileNotFoundError, ValueError) as exc:
+            fail(str(exc))
+    result = report.to_dict()
+    if as_json:
+        print_json(result)
+        return
+    metrics = result["metrics"]
+    out.print(
+        f"{name} v{result['version']} (run {result['run_id']}): test n={metrics['n']:,} "
+        f"AUROC {metrics['auroc']} AUPRC {metrics['auprc']} Brier {metrics['brier']}; "
+        f"parity max |Δp| {result['parity_max_abs_diff']:.1e}; "
+        + ("promoted to @champion" if result["promoted"] else "not promoted")
+        + f": {result['reason']}",
+        highlight=False,
+    )
+
+
+@app.command("drift")
+def drift(
+    name: Annotated[str, typer.Argument(help="deterioration or readmission")],
+    days: Annotated[int, typer.Option(help="Recent encounters of the last N days.")] = 30,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare recent encounters with the training sample: PSI per feature.
+
+    PSI < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 major shift (Siddiqi 2006).
+    """
+    import datetime as dt
+
+    from models.drift import drift_report, recent_matrix
+    from models.training import models_dir
+
+    if name not in MODEL_NAMES:
+        fail(f"unknown model {name!r}: available: {', '.join(MODEL_NAMES)}")
+    _, factory = open_database(db)
+    with translate_errors():
+        with factory() as session:
+            recent = recent_matrix(session, name, as_of=dt.datetime.now(dt.UTC), days=days)
+        report = drift_report(name, recent, directory=models_dir())
+    if as_json:
+        print_json(report)
+        return
+    out.print(
+        f"{name} v{report['model']['version']}: {report['n_recent']} recent encounters vs "
+        f"{report['n_reference']} training rows; max PSI {report['max_psi']:.3f}",
+        highlight=False,
+    )
+    for row in report["features"][:10]:
+        out.print(f"  {row['feature']:<32} {row['psi']:.3f}  {row['status']}", highlight=False)
 
 
 @app.command("score")

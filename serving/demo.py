@@ -69,6 +69,26 @@ class Trajectory:
     name: str
     start: tuple[float, float, float, float, float, float, float]
     end: tuple[float, float, float, float, float, float, float]
+    #: Laboratory results at admission and now, interpolated every 6 hours:
+    #: (LOINC, UCUM unit, display, at admission, now).
+    labs: tuple[tuple[str, str, str, float, float], ...] = ()
+
+
+def _lab(name: str, start: float, end: float) -> tuple[str, str, str, float, float]:
+    code, unit, display = LABS[name]
+    return (code, unit, display, start, end)
+
+
+#: Laboratory tests the demo draws (LOINC, UCUM, display).
+LABS = {
+    "lactate": (t.LACTATE, "mmol/L", "Lactate [Moles/volume] in Serum or Plasma"),
+    "creatinine": (t.CREATININE, "mg/dL", "Creatinine [Mass/volume] in Serum or Plasma"),
+    "wbc": (t.WBC, "10*3/uL", "Leukocytes [#/volume] in Blood"),
+    "bun": ("3094-0", "mg/dL", "Urea nitrogen [Mass/volume] in Serum or Plasma"),
+    "hct": ("4544-3", "%", "Hematocrit [Volume Fraction] of Blood"),
+    "hco3": ("1963-8", "mmol/L", "Bicarbonate [Moles/volume] in Serum or Plasma"),
+    "platelets": ("777-3", "10*3/uL", "Platelets [#/volume] in Blood"),
+}
 
 
 #: (RR, SpO2, SBP, HR, Temp, GCS, FiO2 %)
@@ -83,7 +103,17 @@ TRAJECTORIES = [
         (19, 91, 122, 86, 37.2, 15, 21),
     ),
     Trajectory(
-        "sepsis, deteriorating", (18, 96, 122, 88, 37.6, 15, 21), (22, 95, 108, 104, 38.4, 15, 21)
+        "sepsis, deteriorating",
+        (18, 96, 122, 88, 37.6, 15, 21),
+        (22, 95, 108, 104, 38.4, 15, 21),
+        labs=(
+            _lab("lactate", 1.9, 3.8),
+            _lab("wbc", 13.5, 19.2),
+            _lab("creatinine", 0.9, 1.5),
+            _lab("bun", 18, 31),
+            _lab("platelets", 210, 118),
+            _lab("hco3", 23, 18),
+        ),
     ),
     Trajectory("stable", (15, 98, 140, 72, 36.5, 15, 21), (15, 98, 138, 70, 36.6, 15, 21)),
     Trajectory(
@@ -93,6 +123,12 @@ TRAJECTORIES = [
         "respiratory failure, deteriorating",
         (20, 94, 118, 92, 37.8, 15, 24),
         (26, 92, 104, 112, 38.3, 15, 35),
+        labs=(
+            _lab("lactate", 1.6, 2.9),
+            _lab("wbc", 11.8, 15.6),
+            _lab("creatinine", 1.1, 1.3),
+            _lab("bun", 22, 29),
+        ),
     ),
     Trajectory("stable", (16, 97, 130, 66, 36.4, 15, 21), (16, 97, 129, 68, 36.5, 15, 21)),
     Trajectory(
@@ -102,6 +138,14 @@ TRAJECTORIES = [
         "haemorrhage, deteriorating",
         (16, 97, 118, 90, 36.8, 15, 21),
         (23, 95, 86, 134, 36.2, 14, 21),
+        labs=(
+            _lab("lactate", 2.1, 5.2),
+            _lab("hct", 35, 22),
+            _lab("creatinine", 0.8, 1.7),
+            _lab("bun", 17, 38),
+            _lab("hco3", 22, 15),
+            _lab("platelets", 180, 96),
+        ),
     ),
 ]
 
@@ -200,6 +244,10 @@ def _vitals(
                 **extra,  # type: ignore[arg-type]
             )
 
+        if hour % 6 == 0 or hour == hours:
+            for code, unit, display, first, last in trajectory.labs:
+                value = round(first + (last - first) * f, 1 if last < 50 else 0)
+                record(code, value, unit, display, category="laboratory")
         record(t.RESPIRATORY_RATE, rr, "/min", "Respiratory rate")
         record(t.OXYGEN_SATURATION_PULSE_OXIMETRY, spo2, "%", "Oxygen saturation by pulse oximetry")
         record(t.HEART_RATE, hr, "/min", "Heart rate")

@@ -44,6 +44,7 @@ from healthos_core.errors import (
 )
 from healthos_core.settings import Settings, get_settings
 from serving.routers import api_router, health
+from serving.routers import models as model_routes
 from serving.schemas.common import ProblemDetails
 
 logger = logging.getLogger(__name__)
@@ -250,8 +251,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     -------
     fastapi.FastAPI
         With ``/health`` and ``/ready`` at the root and the API under ``/api/v1``.
-        ``app.state`` holds ``settings``, ``engine``, ``session_factory`` and
-        ``model_versions`` (a list of ``{"name", "version"}`` shown by ``/ready``).
+        ``app.state`` holds ``settings``, ``engine``, ``session_factory``, ``models``
+        (the :class:`~reasoning.inference.ModelStore` of ``settings.models_dir``, loaded
+        at start-up by :func:`serving.routers.models.open_store`) and
+        ``model_versions`` (a list of ``{"name", "version", …}`` of the loaded models,
+        shown by ``/ready``; updated by ``POST /api/v1/models/reload``).
 
     Examples
     --------
@@ -268,6 +272,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app_engine = make_engine(settings.resolved_database_url) if engine is None else engine
         app.state.engine = app_engine
         app.state.session_factory = make_session_factory(app_engine)
+        app.state.models = model_routes.open_store(settings)
+        app.state.model_versions = app.state.models.describe()
         try:
             yield
         finally:
@@ -297,4 +303,5 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     app.include_router(health.router)
     app.include_router(api_router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
+    app.include_router(model_routes.router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     return app

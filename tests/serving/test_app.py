@@ -148,7 +148,11 @@ def test_ready_checks_the_database_and_lists_models(client: TestClient) -> None:
     response = client.get("/ready")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "database": "ok", "models": []}
+    body = response.json()
+    assert (body["status"], body["database"]) == ("ready", "ok")
+    # the shipped champions are loaded at start-up
+    assert [m["name"] for m in body["models"]] == ["deterioration", "readmission"]
+    assert all(m["version"] for m in body["models"])
 
 
 def test_ready_is_503_problem_when_the_database_is_unreachable() -> None:

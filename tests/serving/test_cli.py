@@ -79,7 +79,7 @@ def test_evaluate_unknown_name_and_missing_folder_fail_cleanly(tmp_path: Path) -
     result = runner.invoke(app, ["evaluate", "sofa", "--data", str(tmp_path)])
     assert result.exit_code == 2 and "unknown evaluation 'sofa'" in result.output
     result = runner.invoke(app, ["evaluate", "news2", "--data", str(tmp_path / "nope")])
-    assert result.exit_code == 2 and "no such folder" in result.output
+    assert result.exit_code == 2 and "no such file or folder" in result.output
 
 
 def test_export_rejects_a_non_patient_reference(tmp_path: Path) -> None:
