@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import bench_claims, bench_fhir_import, bench_remittance
+from bench import bench_claims, bench_fhir_import, bench_models, bench_remittance
 
 
 def main() -> None:
@@ -10,6 +10,7 @@ def main() -> None:
     bench_fhir_import.main([])
     bench_remittance.main([])
     bench_claims.main([])
+    bench_models.main([])
 
 
 if __name__ == "__main__":
