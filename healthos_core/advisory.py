@@ -85,7 +85,13 @@ class SuggestionRecord(Base):
 
 
 class SuggestionAction(Base):
-    """One audited action on a suggestion: who (and their role), what, when and why."""
+    """One audited action on a suggestion: who (and their role), what, when and why.
+
+    ``outcome`` is what came of the action where a workflow records one, kept as its own
+    column so it can be counted (the finance denial worklist records ``fixed``,
+    ``resubmitted``, ``appealed`` or ``accepted``); ``None`` for plain acknowledge / act /
+    dismiss. ``reason`` is the person's note.
+    """
 
     __tablename__ = "suggestion_action"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -94,6 +100,7 @@ class SuggestionAction(Base):
     actor: Mapped[str] = mapped_column(String(128))
     role: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(String(16))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     suggestion: Mapped[SuggestionRecord] = relationship(back_populates="actions")
 
@@ -571,6 +578,7 @@ def act_on_suggestion(
     reason: str | None = None,
     audiences: Collection[str] | None = None,
     at: dt.datetime | None = None,
+    outcome: str | None = None,
 ) -> SuggestionRecord:
     """Record that a person acknowledged, acted on or dismissed a suggestion.
 
@@ -595,11 +603,16 @@ def act_on_suggestion(
     role : str
         The role they acted in (``clinician``, ``finance`` …).
     reason : str, optional
-        Why. Required to dismiss; blank text counts as none.
+        Why. Required to dismiss unless an ``outcome`` says why; blank text counts as
+        none.
     audiences : collection of str, optional
         The audiences the actor may act for; ``None`` means all.
     at : datetime, optional
         Aware time of the action; default now (UTC).
+    outcome : str, optional
+        What came of it, stored verbatim on the :class:`SuggestionAction` (at most 16
+        characters; the caller's workflow defines the values, e.g. the finance
+        worklist's ``resubmitted``). Blank text counts as none.
 
     Returns
     -------
@@ -611,8 +624,8 @@ def act_on_suggestion(
     NotFoundError
         If no suggestion has this id.
     InvalidInputError
-        If the action is unknown, ``actor`` or ``role`` is blank, or a dismissal
-        has no reason.
+        If the action is unknown, ``actor`` or ``role`` is blank, ``outcome`` is too
+        long, or a dismissal has neither a reason nor an outcome.
     PermissionDeniedError
         If the suggestion's audience is not in ``audiences``.
     ConflictError
@@ -629,7 +642,10 @@ def act_on_suggestion(
     _check_action_length("role", role)
     reason = reason.strip() if reason else None
     reason = reason or None
-    if action == "dismiss" and reason is None:
+    outcome = (outcome.strip() or None) if outcome else None
+    if outcome is not None:
+        _check_action_length("outcome", outcome)
+    if action == "dismiss" and reason is None and outcome is None:
         raise InvalidInputError("dismissing a suggestion needs a reason: say why it does not apply")
     if at is None:
         at = utcnow()
@@ -651,7 +667,9 @@ def act_on_suggestion(
     record.status_at = at
     record.status_reason = reason
     record.actions.append(
-        SuggestionAction(action=action, actor=actor, role=role, reason=reason, at=at)
+        SuggestionAction(
+            action=action, actor=actor, role=role, reason=reason, outcome=outcome, at=at
+        )
     )
     session.flush()
     return record

@@ -574,13 +574,23 @@ def score(
     ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Score the record as it stood at this ISO date or date-time (UTC); "
+            "default now. The shared synthea-rcm data is as of 2021-07-31.",
+        ),
+    ] = None,
 ) -> None:
     """Run the scorers over the record, store their suggestions and print them."""
+    from healthos_core.fhir.refs import parse_datetime
     from reasoning.registry import run_scorers
 
     _, factory = open_database(db)
     with translate_errors(), factory.begin() as session:
-        suggestions = run_scorers(session, kind=kind)
+        when = parse_datetime(as_of) if as_of else None
+        suggestions = run_scorers(session, kind=kind, as_of=when)
     if as_json:
         for suggestion in suggestions:
             sys.stdout.write(json.dumps(suggestion.to_dict(), default=str) + "\n")
@@ -588,6 +598,80 @@ def score(
         from serving.report import print_suggestions
 
         print_suggestions(out, suggestions)
+
+
+@app.command("worklist")
+def worklist(
+    payer: Annotated[
+        str | None, typer.Option(help="Payer Organization id or name (case-insensitive).")
+    ] = None,
+    facility: Annotated[str | None, typer.Option(help="Facility Organization id.")] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            help="Predicted denial reason: eligibility, authorization, timely_filing, "
+            "coding, duplicate, bundling, units or other."
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Items to show.")] = 50,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print the denial worklist: open claims ranked by expected loss = p(denial) x amount.
+
+    Run ``healthos score --kind finance.denial_risk`` first to score the claims awaiting
+    adjudication. ``--json`` prints ``{"count", "data": [...]}`` with each item's
+    explanation factors and fix.
+    """
+    from reasoning.finance.worklist import worklist_page
+
+    _, factory = open_database(db)
+    with translate_errors(), factory() as session:
+        items, count = worklist_page(
+            session, payer=payer, facility=facility, reason=reason, limit=limit
+        )
+    if as_json:
+        print_json({"count": count, "data": [item.to_dict() for item in items]})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Denial worklist: {len(items)} of {count} open claims")
+    for column in ("#", "claim", "payer", "p(denial)", "amount", "expected loss", "reason", "fix"):
+        table.add_column(column, overflow="fold")
+    for rank, item in enumerate(items, start=1):
+        data = item.to_dict()
+        table.add_row(
+            str(rank),
+            str(data.get("claim_id")),
+            str(data.get("payer_name") or data.get("payer_id") or ""),
+            f"{data['probability']:.3f}" if data.get("probability") is not None else "",
+            str(data.get("amount") or ""),
+            str(data.get("expected_loss") or ""),
+            str(data.get("reason") or ""),
+            str(data.get("fix") or ""),
+        )
+    out.print(table)
+
+
+@app.command("finance-summary")
+def finance_summary_command(
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="ISO date or date-time (UTC); default now.")
+    ] = None,
+) -> None:
+    """Print open revenue leakage and denial risk by kind, payer and facility (leadership KPIs)."""
+    from healthos_core.fhir.refs import parse_datetime
+    from reasoning.finance.summary import finance_summary
+
+    _, factory = open_database(db)
+    with translate_errors(), factory() as session:
+        summary = finance_summary(session, as_of=parse_datetime(as_of) if as_of else None)
+    if as_json:
+        print_json(summary)
+    else:
+        out.print_json(data=summary, default=str)
 
 
 # --------------------------------------------------------------------------- serve / demo

@@ -44,6 +44,7 @@ from healthos_core.errors import (
 )
 from healthos_core.settings import Settings, get_settings
 from serving.routers import api_router, health
+from serving.routers import finance as finance_routes
 from serving.routers import models as model_routes
 from serving.schemas.common import ProblemDetails
 
@@ -304,4 +305,5 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(health.router)
     app.include_router(api_router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     app.include_router(model_routes.router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
+    app.include_router(finance_routes.router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
     return app

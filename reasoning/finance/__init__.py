@@ -1,0 +1,1 @@
+"""Finance scorers: claim denial risk and revenue leakage (SPEC §5)."""

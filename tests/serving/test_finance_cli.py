@@ -1,0 +1,70 @@
+"""``healthos worklist`` and ``healthos finance-summary`` on a SQLite database file.
+
+The claims and their denial-risk suggestions are the worklist tests' own; the
+commands read them back through the same database URL a user passes with ``--db``.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from healthos_core.db import make_engine, make_session_factory, session_scope
+from healthos_core.migrate import upgrade
+from serving.cli import app
+from tests.reasoning.test_worklist import LOSS, RANKED, seed_worklist
+
+runner = CliRunner()
+
+
+def _database(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'finance.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    with session_scope(make_session_factory(engine)) as session:
+        seed_worklist(session)
+    engine.dispose()
+    return url
+
+
+def test_worklist_json_ranks_by_expected_loss_and_filters(tmp_path: Path) -> None:
+    db = _database(tmp_path)
+    result = runner.invoke(app, ["worklist", "--json", "--db", db])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["count"] == len(RANKED)
+    assert [item["claim_id"] for item in printed["data"]] == RANKED
+    assert [Decimal(item["expected_loss"]) for item in printed["data"]] == [LOSS[c] for c in RANKED]
+    assert all(item["fix"] and item["factors"] for item in printed["data"])
+
+    result = runner.invoke(
+        app, ["worklist", "--json", "--db", db, "--reason", "authorization", "--limit", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["count"] == 2
+    assert [item["claim_id"] for item in printed["data"]] == ["c1"]
+
+
+def test_worklist_table_and_bad_reason(tmp_path: Path) -> None:
+    db = _database(tmp_path)
+    result = runner.invoke(app, ["worklist", "--db", db, "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    assert "Denial worklist: 3 of 6 open claims" in result.stdout
+    result = runner.invoke(app, ["worklist", "--db", db, "--reason", "weather"])
+    assert result.exit_code != 0
+    assert "unknown denial reason 'weather'" in result.output
+
+
+def test_finance_summary_json(tmp_path: Path) -> None:
+    db = _database(tmp_path)
+    result = runner.invoke(app, ["finance-summary", "--json", "--db", db])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    risk = summary["denial_risk"]
+    assert risk["count"] == 6
+    assert Decimal(risk["expected_loss"]) == sum(LOSS.values())
+    assert Decimal(risk["billed_at_risk"]) == Decimal("9425.49")
