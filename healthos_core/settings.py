@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -61,6 +63,20 @@ class Settings(BaseSettings):
     mlflow_tracking_uri : str or None, default=None
         MLflow tracking and registry URI. ``None`` means the embedded local store
         ``sqlite:///<var_dir>/mlflow.db`` with artifacts in ``<var_dir>/mlartifacts``.
+    leakage_billing_start : date, default=2011-01-01
+        Encounters and events before this UTC day are history, not billed (the shared
+        ``synthea-rcm`` data's scope).
+    leakage_unbilled_days : int, default=5
+        Bill hold: days after discharge before an insured encounter without a claim is
+        leakage (DNFB "typically 3–5 days", HFMA as cited in
+        :class:`reasoning.finance.leakage.LeakageThresholds`).
+    leakage_late_charge_days : int, default=5
+        Charge lag above which a charge is late (MGMA 3–5 days for high performers).
+    leakage_denial_followup_days : int, default=30
+        Days after a denial by which it must be corrected, appealed or written off (the
+        shortest common payer appeal window; Medicare allows 120, 42 CFR 405.942).
+    leakage_underpayment_tolerance : Decimal, default=0.01
+        Rounding allowed per accepted claim line before a shortfall is an underpayment.
     """
 
     model_config = SettingsConfigDict(
@@ -78,6 +94,11 @@ class Settings(BaseSettings):
     port: int = 8000
     models_dir: Path | None = None
     mlflow_tracking_uri: str | None = None
+    leakage_billing_start: dt.date = dt.date(2011, 1, 1)
+    leakage_unbilled_days: int = Field(default=5, ge=0)
+    leakage_late_charge_days: int = Field(default=5, ge=0)
+    leakage_denial_followup_days: int = Field(default=30, ge=0)
+    leakage_underpayment_tolerance: Decimal = Field(default=Decimal("0.01"), ge=0)
 
     @field_validator("api_tokens")
     @classmethod

@@ -8,20 +8,31 @@ from sqlalchemy.orm import Session
 
 from healthos_core.advisory import save_suggestions
 from healthos_core.errors import InvalidInputError
+from healthos_core.settings import get_settings
 from reasoning.base import Scorer
 from reasoning.clinical.kdigo_scorer import KdigoScorer
 from reasoning.clinical.lace_scorer import LaceScorer
 from reasoning.clinical.model_scorers import DeteriorationScorer, ReadmissionScorer
 from reasoning.clinical.news2_scorer import News2Scorer
 from reasoning.clinical.sirs_scorer import SirsScorer
+from reasoning.finance.leakage import LeakageScorer, LeakageThresholds
 from reasoning.suggestion import Suggestion
 
 
 def default_scorers() -> list[Scorer]:
     """Return a fresh instance of every scorer HealthOS ships, with default settings.
 
-    The model scorers load the shipped (or configured) ONNX champions once per process.
+    The model scorers load the shipped (or configured) ONNX champions once per process;
+    the revenue-leakage thresholds come from the ``leakage_*`` settings.
     """
+    settings = get_settings()
+    leakage = LeakageThresholds(
+        billing_start=settings.leakage_billing_start,
+        unbilled_days=settings.leakage_unbilled_days,
+        late_charge_days=settings.leakage_late_charge_days,
+        denial_followup_days=settings.leakage_denial_followup_days,
+        underpayment_tolerance=settings.leakage_underpayment_tolerance,
+    )
     return [
         News2Scorer(),
         SirsScorer(),
@@ -29,6 +40,7 @@ def default_scorers() -> list[Scorer]:
         LaceScorer(),
         DeteriorationScorer(),
         ReadmissionScorer(),
+        LeakageScorer(thresholds=leakage),
     ]
 
 

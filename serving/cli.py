@@ -400,7 +400,9 @@ MODEL_NAMES = ("deterioration", "readmission")
 
 @app.command("evaluate")
 def evaluate(
-    name: Annotated[str, typer.Argument(help="deterioration, readmission, news2 or scrubber")],
+    name: Annotated[
+        str, typer.Argument(help="deterioration, readmission, news2, scrubber or leakage")
+    ],
     data: Annotated[
         Path, typer.Option("--data", help="Dataset in its own layout (folder or file).")
     ],
@@ -409,21 +411,46 @@ def evaluate(
     bootstrap: Annotated[
         int, typer.Option(help="Bootstrap resamples for the 95% intervals (models).")
     ] = 1000,
+    bundles: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundles",
+            help="Synthea FHIR bundles the synthea-rcm data refers to "
+            "(default: ../synthea-fhir-r4/bundles beside it).",
+        ),
+    ] = None,
 ) -> None:
     """Measure a model, a score or the claim scrubber against real outcomes; print metrics.
 
     ``deterioration`` and ``news2`` take the PhysioNet 2012 folder; ``readmission`` the UCI
-    ``diabetic_data.csv.gz``; ``scrubber`` the synthea-rcm folder (its bundles are found in
-    ``../synthea-fhir-r4/bundles`` beside it). Models are measured on the patients their
-    champion's training held out.
+    ``diabetic_data.csv.gz``; ``scrubber`` and ``leakage`` the synthea-rcm folder (its
+    bundles are found in ``../synthea-fhir-r4/bundles`` beside it, or ``--bundles``).
+    Models are measured on the patients their champion's training held out; ``leakage``
+    compares the findings as of the data's date (2021-07-31) with its ``leakage.csv``
+    (``--limit`` = the first N bundles' patients).
     """
-    known = (*MODEL_NAMES, "news2", "scrubber")
+    known = (*MODEL_NAMES, "news2", "scrubber", "leakage")
     if name not in known:
         fail(f"unknown evaluation {name!r}: available: {', '.join(known)}")
     if not data.exists():
         fail(f"{data}: no such file or folder")
     if name in MODEL_NAMES:
         result = _evaluate_model(name, data, limit=limit, bootstrap=bootstrap)
+    elif name == "leakage":
+        from models.evaluation.leakage import evaluate_leakage
+
+        if not data.is_dir():
+            fail(f"{data}: leakage takes the synthea-rcm folder")
+        with translate_errors():
+            try:
+                result = evaluate_leakage(
+                    data,
+                    bundles=bundles,
+                    limit=limit,
+                    log=lambda line: err.print(line, highlight=False),
+                )
+            except (FileNotFoundError, ValueError) as exc:
+                fail(str(exc))
     elif name == "scrubber":
         from models.evaluation.scrubber import evaluate_scrubber
 

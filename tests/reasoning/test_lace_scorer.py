@@ -266,7 +266,7 @@ def test_lace_scorer_does_not_write(session: Session, engine: Engine) -> None:
     assert table_counts(engine) == before
 
 
-def test_default_scorers_keep_news2_first_then_rules_then_models(session: Session) -> None:
+def test_default_scorers_keep_news2_first_then_rules_models_and_finance(session: Session) -> None:
     scorers = default_scorers()
     assert [s.kind for s in scorers] == [
         "clinical.news2",
@@ -275,6 +275,7 @@ def test_default_scorers_keep_news2_first_then_rules_then_models(session: Sessio
         "clinical.lace",
         "clinical.deterioration",
         "clinical.readmission",
+        "finance.revenue_leakage",
     ]
     assert available_kinds() == sorted(s.kind for s in scorers)
     patient = make_patient(session)

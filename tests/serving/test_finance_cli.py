@@ -68,3 +68,11 @@ def test_finance_summary_json(tmp_path: Path) -> None:
     assert risk["count"] == 6
     assert Decimal(risk["expected_loss"]) == sum(LOSS.values())
     assert Decimal(risk["billed_at_risk"]) == Decimal("9425.49")
+
+
+def test_evaluate_leakage_needs_the_synthea_rcm_folder(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "leakage.csv"
+    not_a_folder.write_text("kind\n", encoding="utf-8")
+    result = runner.invoke(app, ["evaluate", "leakage", "--data", str(not_a_folder)])
+    assert result.exit_code != 0
+    assert "leakage takes the synthea-rcm folder" in result.output
