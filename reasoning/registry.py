@@ -15,6 +15,7 @@ from reasoning.clinical.lace_scorer import LaceScorer
 from reasoning.clinical.model_scorers import DeteriorationScorer, ReadmissionScorer
 from reasoning.clinical.news2_scorer import News2Scorer
 from reasoning.clinical.sirs_scorer import SirsScorer
+from reasoning.finance.denial_scorer import DenialRiskScorer
 from reasoning.finance.leakage import LeakageScorer, LeakageThresholds
 from reasoning.suggestion import Suggestion
 
@@ -40,6 +41,7 @@ def default_scorers() -> list[Scorer]:
         LaceScorer(),
         DeteriorationScorer(),
         ReadmissionScorer(),
+        DenialRiskScorer(),
         LeakageScorer(thresholds=leakage),
     ]
 

@@ -401,7 +401,8 @@ MODEL_NAMES = ("deterioration", "readmission")
 @app.command("evaluate")
 def evaluate(
     name: Annotated[
-        str, typer.Argument(help="deterioration, readmission, news2, scrubber or leakage")
+        str,
+        typer.Argument(help="deterioration, readmission, denial, news2, scrubber or leakage"),
     ],
     data: Annotated[
         Path, typer.Option("--data", help="Dataset in its own layout (folder or file).")
@@ -423,19 +424,39 @@ def evaluate(
     """Measure a model, a score or the claim scrubber against real outcomes; print metrics.
 
     ``deterioration`` and ``news2`` take the PhysioNet 2012 folder; ``readmission`` the UCI
-    ``diabetic_data.csv.gz``; ``scrubber`` and ``leakage`` the synthea-rcm folder (its
-    bundles are found in ``../synthea-fhir-r4/bundles`` beside it, or ``--bundles``).
+    ``diabetic_data.csv.gz``; ``denial``, ``scrubber`` and ``leakage`` the synthea-rcm
+    folder (its bundles are found in ``../synthea-fhir-r4/bundles`` beside it, or
+    ``--bundles``). ``denial`` measures the claim and line champions beside the scrubber's
+    rules alone (``{"n", "auroc", "auprc", "brier", "line": {...}, "rules": {...}}``).
     Models are measured on the patients their champion's training held out; ``leakage``
     compares the findings as of the data's date (2021-07-31) with its ``leakage.csv``
     (``--limit`` = the first N bundles' patients).
     """
-    known = (*MODEL_NAMES, "news2", "scrubber", "leakage")
+    known = (*MODEL_NAMES, "denial", "news2", "scrubber", "leakage")
     if name not in known:
         fail(f"unknown evaluation {name!r}: available: {', '.join(known)}")
     if not data.exists():
         fail(f"{data}: no such file or folder")
     if name in MODEL_NAMES:
         result = _evaluate_model(name, data, limit=limit, bootstrap=bootstrap)
+    elif name == "denial":
+        from models.evaluation.denial import evaluate_denial
+        from reasoning.inference import ModelNotAvailableError
+
+        if not data.is_dir():
+            fail(f"{data}: denial takes the synthea-rcm folder")
+        with translate_errors(), progress_bar() as progress:
+            task = progress.add_task("importing the Synthea bundles", total=limit)
+            try:
+                result = evaluate_denial(
+                    data,
+                    bundles=bundles,
+                    limit=limit,
+                    n_bootstrap=bootstrap,
+                    progress=lambda n: progress.update(task, completed=n),
+                )
+            except (FileNotFoundError, ValueError, ModelNotAvailableError) as exc:
+                fail(str(exc))
     elif name == "leakage":
         from models.evaluation.leakage import evaluate_leakage
 
@@ -496,67 +517,100 @@ def _evaluate_model(name: str, data: Path, *, limit: int | None, bootstrap: int)
             fail(str(exc))
 
 
+#: What ``healthos train NAME`` fits: ``denial`` is the claim and the line model.
+TRAINED_TOGETHER: dict[str, tuple[str, ...]] = {
+    "deterioration": ("deterioration",),
+    "readmission": ("readmission",),
+    "denial": ("denial", "denial_line"),
+}
+
+
 @app.command("train")
 def train(
-    name: Annotated[str, typer.Argument(help="deterioration or readmission")],
+    name: Annotated[str, typer.Argument(help="deterioration, readmission or denial")],
     data: Annotated[
         Path, typer.Option("--data", help="Dataset in its own layout (folder or file).")
     ],
-    limit: Annotated[int | None, typer.Option(help="First N stays/rows only.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="First N stays/rows (denial: patients' bundles) only.")
+    ] = None,
     bootstrap: Annotated[
         int, typer.Option(help="Bootstrap resamples for the 95% intervals.")
     ] = 1000,
     tolerance: Annotated[
         float, typer.Option(help="Slack when comparing with the champion (AUROC, Brier).")
     ] = 0.0,
+    bundles: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundles",
+            help="denial: the Synthea bundles synthea-rcm refers to "
+            "(default: ../synthea-fhir-r4/bundles beside it).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Train a model, log it to MLflow, register it and promote it if no worse.
 
     The run, the ONNX model, its manifest and model card go to the MLflow store
     (``HEALTHOS_MLFLOW_TRACKING_URI``, default ``./var/mlflow.db``); a promoted model is
-    written to the models directory, where scoring and serving load it.
+    written to the models directory, where scoring and serving load it. ``denial`` trains
+    the claim-level model and the line-level model (``denial_line``) from one read of the
+    data; ``--json`` then prints the claim report with the line report under ``"line"``.
     """
-    if name not in MODEL_NAMES:
-        fail(f"unknown model {name!r}: available: {', '.join(MODEL_NAMES)}")
+    if name not in TRAINED_TOGETHER:
+        fail(f"unknown model {name!r}: available: {', '.join(TRAINED_TOGETHER)}")
     if not data.exists():
         fail(f"{data}: no such file or folder")
+    if bundles is not None and name != "denial":
+        fail("--bundles applies to the denial model only")
     from models.training import ParityError
     from models.training import train as run_training
 
+    options = {"bundles": bundles} if bundles is not None else None
+    results: list[dict[str, Any]] = []
     with translate_errors(), progress_bar() as progress:
-        task = progress.add_task(f"reading {data.name}", total=limit)
+        for model in TRAINED_TOGETHER[name]:
+            task = progress.add_task(f"{model}: reading {data.name}", total=limit)
 
-        def stage(text: str) -> None:
-            progress.update(task, description=text)
+            def stage(text: str, task: Any = task, model: str = model) -> None:
+                progress.update(task, description=f"{model}: {text}")
 
-        try:
-            report = run_training(
-                name,
-                data,
-                limit=limit,
-                n_bootstrap=bootstrap,
-                tolerance=tolerance,
-                stage=stage,
-                progress=lambda n: progress.update(task, completed=n),
-            )
-        except ParityError as exc:
-            fail(str(exc))
-        except (FileNotFoundError, ValueError) as exc:
-            fail(str(exc))
-    result = report.to_dict()
+            def read(n: int, task: Any = task) -> None:
+                progress.update(task, completed=n)
+
+            try:
+                report = run_training(
+                    model,
+                    data,
+                    limit=limit,
+                    n_bootstrap=bootstrap,
+                    tolerance=tolerance,
+                    stage=stage,
+                    progress=read,
+                    data_options=options,
+                )
+            except ParityError as exc:
+                fail(str(exc))
+            except (FileNotFoundError, ValueError) as exc:
+                fail(str(exc))
+            results.append(report.to_dict())
     if as_json:
+        result = results[0]
+        if len(results) > 1:
+            result["line"] = results[1]
         print_json(result)
         return
-    metrics = result["metrics"]
-    out.print(
-        f"{name} v{result['version']} (run {result['run_id']}): test n={metrics['n']:,} "
-        f"AUROC {metrics['auroc']} AUPRC {metrics['auprc']} Brier {metrics['brier']}; "
-        f"parity max |Δp| {result['parity_max_abs_diff']:.1e}; "
-        + ("promoted to @champion" if result["promoted"] else "not promoted")
-        + f": {result['reason']}",
-        highlight=False,
-    )
+    for model, result in zip(TRAINED_TOGETHER[name], results, strict=True):
+        metrics = result["metrics"]
+        out.print(
+            f"{model} v{result['version']} (run {result['run_id']}): test n={metrics['n']:,} "
+            f"AUROC {metrics['auroc']} AUPRC {metrics['auprc']} Brier {metrics['brier']}; "
+            f"parity max |Δp| {result['parity_max_abs_diff']:.1e}; "
+            + ("promoted to @champion" if result["promoted"] else "not promoted")
+            + f": {result['reason']}",
+            highlight=False,
+        )
 
 
 @app.command("drift")

@@ -275,6 +275,7 @@ def test_default_scorers_keep_news2_first_then_rules_models_and_finance(session:
         "clinical.lace",
         "clinical.deterioration",
         "clinical.readmission",
+        "finance.denial_risk",
         "finance.revenue_leakage",
     ]
     assert available_kinds() == sorted(s.kind for s in scorers)

@@ -76,3 +76,19 @@ def test_evaluate_leakage_needs_the_synthea_rcm_folder(tmp_path: Path) -> None:
     result = runner.invoke(app, ["evaluate", "leakage", "--data", str(not_a_folder)])
     assert result.exit_code != 0
     assert "leakage takes the synthea-rcm folder" in result.output
+
+
+def test_denial_commands_check_their_arguments(tmp_path: Path) -> None:
+    a_file = tmp_path / "claims.csv"
+    a_file.write_text("id\n", encoding="utf-8")
+    result = runner.invoke(app, ["evaluate", "denial", "--data", str(a_file)])
+    assert result.exit_code != 0
+    assert "denial takes the synthea-rcm folder" in result.output
+    result = runner.invoke(
+        app, ["train", "readmission", "--data", str(a_file), "--bundles", str(tmp_path)]
+    )
+    assert result.exit_code != 0
+    assert "--bundles applies to the denial model only" in result.output
+    result = runner.invoke(app, ["train", "sofa", "--data", str(a_file)])
+    assert result.exit_code != 0
+    assert "available: deterioration, readmission, denial" in result.output
