@@ -648,6 +648,19 @@ def drift(
         out.print(f"  {row['feature']:<32} {row['psi']:.3f}  {row['status']}", highlight=False)
 
 
+def _score_line(suggestion: Any) -> dict[str, Any]:
+    """Return one ``score --json`` line.
+
+    The suggestion's dict, with its ``evidence`` at the top level too and, for revenue
+    leakage, the ``leakage_kind`` (the suggestion's band).
+    """
+    line: dict[str, Any] = suggestion.to_dict()
+    line["evidence"] = list(suggestion.explanation.evidence)
+    if suggestion.kind == "finance.revenue_leakage":
+        line["leakage_kind"] = suggestion.band
+    return line
+
+
 @app.command("score")
 def score(
     kind: Annotated[
@@ -674,7 +687,7 @@ def score(
         suggestions = run_scorers(session, kind=kind, as_of=when)
     if as_json:
         for suggestion in suggestions:
-            sys.stdout.write(json.dumps(suggestion.to_dict(), default=str) + "\n")
+            sys.stdout.write(json.dumps(_score_line(suggestion), default=str) + "\n")
     else:
         from serving.report import print_suggestions
 

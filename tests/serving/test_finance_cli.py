@@ -92,3 +92,30 @@ def test_denial_commands_check_their_arguments(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "sofa", "--data", str(a_file)])
     assert result.exit_code != 0
     assert "available: deterioration, readmission, denial" in result.output
+
+
+def test_score_revenue_leakage_as_of_prints_one_finding_per_line(tmp_path: Path) -> None:
+    from tests.reasoning.test_leakage import AS_OF, charge, make_world
+
+    url = f"sqlite:///{tmp_path / 'leakage.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    with session_scope(make_session_factory(engine)) as session:
+        world = make_world(session)
+        charge(session, world, service_ref=f"Encounter/{world.encounter.id}", total="1000.00")
+        encounter_id, coverage_id = world.encounter.id, world.coverage_id
+    engine.dispose()
+
+    command = ["score", "--kind", "finance.revenue_leakage", "--json", "--db", url]
+    before = runner.invoke(app, [*command, "--as-of", "2020-03-03"])
+    assert before.exit_code == 0, before.output
+    assert before.stdout.strip() == ""  # still inside the 5-day bill hold
+
+    result = runner.invoke(app, [*command, "--as-of", AS_OF.date().isoformat()])
+    assert result.exit_code == 0, result.output
+    [line] = [json.loads(text) for text in result.stdout.splitlines() if text.strip()]
+    assert line["subject"] == f"Encounter/{encounter_id}"
+    assert line["leakage_kind"] == "unbilled_encounter" == line["band"]
+    assert Decimal(line["amount_at_stake"]) == Decimal("700.00")
+    assert f"Coverage/{coverage_id}" in line["evidence"]
+    assert line["evidence"] == line["explanation"]["evidence"]
