@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from bench import bench_claims, bench_fhir_import, bench_models, bench_remittance
+from bench import (
+    bench_claims,
+    bench_denial,
+    bench_fhir_import,
+    bench_models,
+    bench_remittance,
+)
 
 
 def main() -> None:
@@ -11,6 +17,7 @@ def main() -> None:
     bench_remittance.main([])
     bench_claims.main([])
     bench_models.main([])
+    bench_denial.main([])
 
 
 if __name__ == "__main__":
