@@ -151,7 +151,12 @@ def test_ready_checks_the_database_and_lists_models(client: TestClient) -> None:
     body = response.json()
     assert (body["status"], body["database"]) == ("ready", "ok")
     # the shipped champions are loaded at start-up
-    assert [m["name"] for m in body["models"]] == ["deterioration", "readmission"]
+    assert [m["name"] for m in body["models"]] == [
+        "denial",
+        "denial_line",
+        "deterioration",
+        "readmission",
+    ]
     assert all(m["version"] for m in body["models"])
 
 
