@@ -80,16 +80,26 @@ def _say(text: str) -> None:
 
 
 def _latencies_ms(call: Callable[[int], object], rows: int, calls: int) -> np.ndarray:
-    """Time ``call(i % rows)`` ``calls`` times after a warm-up; return each call in ms."""
+    """Time ``call(i % rows)`` ``calls`` times after a warm-up; return each call in ms.
+
+    The garbage collector is off while timing, as :mod:`timeit` does: a full collection
+    over the loaded dataset's objects costs milliseconds and would land in whichever call
+    it interrupts (a server freezes its start-up heap with :func:`gc.freeze` for the same
+    reason).
+    """
     for i in range(min(WARM_UP_CALLS, calls)):
         call(i % rows)
     gc.collect()
     out = np.empty(calls, dtype=np.float64)
     clock = time.perf_counter_ns
-    for i in range(calls):
-        started = clock()
-        call(i % rows)
-        out[i] = clock() - started
+    gc.disable()
+    try:
+        for i in range(calls):
+            started = clock()
+            call(i % rows)
+            out[i] = clock() - started
+    finally:
+        gc.enable()
     return out / 1e6
 
 
@@ -142,18 +152,24 @@ def bench_model(name: str, data_root: Path, models_root: Path, limit: int | None
     mask = held_out_mask(data.patients, seed=split["seed"], test_fraction=split["test_fraction"])
     train, test = data.subset(~mask), data.subset(mask)
 
+    # onnxruntime first, before the refit: the fit's OpenMP worker threads and the memory it
+    # churned would otherwise sit in the shipped model's timings (serving never fits).
+    X = test.X  # float64, as reasoning.features builds the vectors
+    rows = [X[i : i + 1] for i in range(len(X))]
+    _say(f"{name}: single-row latency (onnxruntime), {SINGLE_CALLS:,} calls")
+    ort_single = _latencies_ms(lambda i: ort_model.predict_proba(rows[i]), len(rows), SINGLE_CALLS)
+    _say(f"{name}: explanations, {EXPLAIN_CALLS:,} rows")
+    explain = _latencies_ms(lambda i: ort_model.explain(X[i]), len(X), EXPLAIN_CALLS)
+
     patients = len(np.unique(train.patients))
     _say(f"{name}: refitting on {len(train.y):,} rows ({patients:,} patients)")
     started = time.perf_counter()
     model = fit(spec, train)
     retrain_seconds = time.perf_counter() - started
     _say(f"{name}: refit in {retrain_seconds:.1f} s")
-    X = test.X  # float64, as reasoning.features builds the vectors
     agreement = float(np.max(np.abs(model.predict_proba(X)[:, 1] - ort_model.predict_proba(X))))
 
-    _say(f"{name}: single-row latency, {SINGLE_CALLS:,} calls each")
-    rows = [X[i : i + 1] for i in range(len(X))]
-    ort_single = _latencies_ms(lambda i: ort_model.predict_proba(rows[i]), len(rows), SINGLE_CALLS)
+    _say(f"{name}: single-row latency (scikit-learn), {SINGLE_CALLS:,} calls")
     with threadpool_limits(limits=1, user_api="openmp"):
         sk_single = _latencies_ms(lambda i: model.predict_proba(rows[i]), len(rows), SINGLE_CALLS)
     ort_s, sk_s = _summary(ort_single), _summary(sk_single)
@@ -165,8 +181,6 @@ def bench_model(name: str, data_root: Path, models_root: Path, limit: int | None
     ort_threaded_rows_s = _batch_rows_per_s(ort_threaded.predict_proba, batch)
     sk_rows_s = _batch_rows_per_s(model.predict_proba, batch)
 
-    _say(f"{name}: explanations, {EXPLAIN_CALLS:,} rows")
-    explain = _latencies_ms(lambda i: ort_model.explain(X[i]), len(X), EXPLAIN_CALLS)
     explain_s = _summary(explain)
     switched_rows = len(manifest["explanation"]["orders"]) * len(ort_model.groups) + 2
 
