@@ -8,7 +8,30 @@ from typing import ClassVar
 
 from sqlalchemy.orm import Session
 
+from healthos_core.errors import InvalidInputError
 from reasoning.suggestion import Suggestion
+
+
+def resolve_as_of(as_of: dt.datetime | None) -> dt.datetime:
+    """Return the moment a scorer reads the record at, in UTC.
+
+    Parameters
+    ----------
+    as_of : datetime, optional
+        Aware moment; ``None`` means now.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``as_of`` is not a datetime or is naive.
+    """
+    if as_of is None:
+        return dt.datetime.now(dt.UTC)
+    if not isinstance(as_of, dt.datetime):
+        raise InvalidInputError(f"as_of must be an aware datetime, got {as_of!r}")
+    if as_of.tzinfo is None or as_of.utcoffset() is None:
+        raise InvalidInputError(f"naive as_of {as_of.isoformat()} given: times must be aware")
+    return as_of.astimezone(dt.UTC)
 
 
 class Scorer(abc.ABC):

@@ -37,9 +37,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from healthos_core import terminology as t
-from healthos_core.errors import InvalidInputError
 from healthos_core.record.entities import Encounter, Observation
-from reasoning.base import Scorer
+from reasoning.base import Scorer, resolve_as_of
 from reasoning.clinical.errors import IncompleteScoreError, InvalidScoreInputError
 from reasoning.clinical.kdigo import KdigoResult, kdigo_aki
 from reasoning.suggestion import Audience, Explanation, Factor, Severity, Source, Suggestion
@@ -82,14 +81,6 @@ class _Creatinine:
     at: dt.datetime
     mg_dl: float
     ref: str
-
-
-def _resolve_as_of(as_of: dt.datetime | None) -> dt.datetime:
-    if as_of is None:
-        return dt.datetime.now(dt.UTC)
-    if as_of.tzinfo is None or as_of.utcoffset() is None:
-        raise InvalidInputError(f"naive as_of {as_of.isoformat()} given: times must be aware")
-    return as_of.astimezone(dt.UTC)
 
 
 def creatinine_mg_dl(observation: Observation) -> float | None:
@@ -173,7 +164,7 @@ class KdigoScorer(Scorer):
         InvalidInputError
             If ``as_of`` is naive.
         """
-        now = _resolve_as_of(as_of)
+        now = resolve_as_of(as_of)
         encounters = list(
             session.scalars(
                 select(Encounter)

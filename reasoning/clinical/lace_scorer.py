@@ -43,9 +43,8 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from healthos_core import terminology as t
-from healthos_core.errors import InvalidInputError
 from healthos_core.record.entities import Condition, Encounter
-from reasoning.base import Scorer
+from reasoning.base import Scorer, resolve_as_of
 from reasoning.clinical.errors import InvalidScoreInputError
 from reasoning.clinical.lace import LaceResult, charlson_conditions, charlson_index, lace
 from reasoning.suggestion import Audience, Explanation, Factor, Severity, Source, Suggestion
@@ -108,14 +107,6 @@ class CharlsonSummary:
     not_counted: int
     other_systems: tuple[str, ...]
     invalid: int
-
-
-def _resolve_as_of(as_of: dt.datetime | None) -> dt.datetime:
-    if as_of is None:
-        return dt.datetime.now(dt.UTC)
-    if as_of.tzinfo is None or as_of.utcoffset() is None:
-        raise InvalidInputError(f"naive as_of {as_of.isoformat()} given: times must be aware")
-    return as_of.astimezone(dt.UTC)
 
 
 def icd10_code(condition: Condition) -> str | None:
@@ -260,7 +251,7 @@ class LaceScorer(Scorer):
         InvalidInputError
             If ``as_of`` is naive.
         """
-        now = _resolve_as_of(as_of)
+        now = resolve_as_of(as_of)
         recent = now - dt.timedelta(hours=self.recent_hours)
         encounters = list(
             session.scalars(

@@ -21,7 +21,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from healthos_core.record.entities import Encounter
-from reasoning.base import Scorer
+from reasoning.base import Scorer, resolve_as_of
 from reasoning.features import deterioration, readmission
 from reasoning.features.deterioration import StayInputs
 from reasoning.features.readmission import AdmissionInputs
@@ -214,7 +214,7 @@ class DeteriorationScorer(_ModelScorer):
 
     def score(self, session: Session, *, as_of: dt.datetime | None = None) -> list[Suggestion]:
         """Return a suggestion per in-progress inpatient stay at raised risk or above."""
-        now = as_of or dt.datetime.now(dt.UTC)
+        now = resolve_as_of(as_of)
         encounters = {
             e.id: e
             for e in session.scalars(
@@ -351,7 +351,7 @@ class ReadmissionScorer(_ModelScorer):
 
     def score(self, session: Session, *, as_of: dt.datetime | None = None) -> list[Suggestion]:
         """Return a suggestion per inpatient stay at or near discharge at raised risk."""
-        now = as_of or dt.datetime.now(dt.UTC)
+        now = resolve_as_of(as_of)
         since = now - dt.timedelta(hours=self.recent_hours)
         encounters = {
             e.id: e

@@ -32,9 +32,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from healthos_core import terminology as t
-from healthos_core.errors import InvalidInputError
 from healthos_core.record.entities import Encounter, Observation
-from reasoning.base import Scorer
+from reasoning.base import Scorer, resolve_as_of
 from reasoning.clinical.errors import InvalidScoreInputError
 from reasoning.clinical.sirs import SirsResult, sirs
 from reasoning.suggestion import Audience, Explanation, Factor, Severity, Source, Suggestion
@@ -87,14 +86,6 @@ class _Reading:
     value: float
     at: dt.datetime
     ref: str
-
-
-def _resolve_as_of(as_of: dt.datetime | None) -> dt.datetime:
-    if as_of is None:
-        return dt.datetime.now(dt.UTC)
-    if as_of.tzinfo is None or as_of.utcoffset() is None:
-        raise InvalidInputError(f"naive as_of {as_of.isoformat()} given: times must be aware")
-    return as_of.astimezone(dt.UTC)
 
 
 def _convert(name: str, value: float, unit: str | None) -> float | None:
@@ -191,7 +182,7 @@ class SirsScorer(Scorer):
         InvalidInputError
             If ``as_of`` is naive.
         """
-        now = _resolve_as_of(as_of)
+        now = resolve_as_of(as_of)
         window = dt.timedelta(hours=self.window_hours)
         encounters = list(
             session.scalars(

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from healthos_core.billing.claims import ClaimIssue, scrub_claims
 from healthos_core.billing.entities import Claim, ClaimBillingStatus, ClaimResponse
-from reasoning.base import Scorer
+from reasoning.base import Scorer, resolve_as_of
 from reasoning.features import denial as features
 from reasoning.finance.fixes import (
     CATEGORY_WORDS,
@@ -670,7 +670,7 @@ class DenialRiskScorer(Scorer):
 
         Sorted by expected loss (p × claim total), highest first.
         """
-        now = as_of or dt.datetime.now(dt.UTC)
+        now = resolve_as_of(as_of)
         model = self._model()
         if model is None:
             return []

@@ -99,7 +99,7 @@ from healthos_core.record.entities import (
     Observation,
     Procedure,
 )
-from reasoning.base import Scorer
+from reasoning.base import Scorer, resolve_as_of
 from reasoning.suggestion import Audience, Explanation, Factor, Severity, Source, Suggestion
 
 __all__ = [
@@ -301,16 +301,6 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
     if value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC)
-
-
-def _resolve_as_of(as_of: dt.datetime | None) -> dt.datetime:
-    if as_of is None:
-        return dt.datetime.now(dt.UTC)
-    if not isinstance(as_of, dt.datetime):
-        raise InvalidInputError(f"as_of must be an aware datetime, got {as_of!r}")
-    if as_of.tzinfo is None or as_of.utcoffset() is None:
-        raise InvalidInputError(f"naive as_of {as_of.isoformat()} given: times must be aware")
-    return as_of.astimezone(dt.UTC)
 
 
 def _batched(session: Session, ids: Iterable[str]) -> Iterator[Sequence[str]]:
@@ -1905,7 +1895,7 @@ class LeakageScorer(Scorer):
         InvalidInputError
             ``as_of`` is naive, or a kind or threshold is unknown or invalid.
         """
-        now = _resolve_as_of(as_of)
+        now = resolve_as_of(as_of)
         kinds = self._kinds()
         limits = self._limits()
         if not kinds:
