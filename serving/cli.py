@@ -6,6 +6,7 @@ or ``HEALTHOS_DATABASE_URL``) and exits non-zero with a one-line reason on bad i
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from collections.abc import Iterator
@@ -54,6 +55,9 @@ DbOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+AsOfOption = Annotated[
+    str | None, typer.Option("--as-of", help="ISO date or date-time (UTC); default now.")
+]
 
 EXIT_INVALID = 2
 EXIT_NOT_FOUND = 3
@@ -112,6 +116,21 @@ def progress_bar(console: Console | None = None) -> Progress:
 def print_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout (Decimals as strings)."""
     sys.stdout.write(json.dumps(data, default=str, indent=2) + "\n")
+
+
+def print_report(data: Any, as_json: bool) -> None:
+    """Print a report: plain JSON with ``--json``, else highlighted JSON for a person."""
+    if as_json:
+        print_json(data)
+    else:
+        out.print_json(data=data, default=str)
+
+
+def parse_as_of(value: str | None) -> dt.datetime | None:
+    """Parse an ``--as-of`` value (ISO date or date-time, UTC); ``None`` means now."""
+    from healthos_core.fhir.refs import parse_datetime
+
+    return parse_datetime(value) if value else None
 
 
 # --------------------------------------------------------------------------- db
@@ -329,21 +348,15 @@ def chargemaster_derive(db: DbOption = None, as_json: JsonOption = False) -> Non
 def billing_report(
     db: DbOption = None,
     as_json: JsonOption = False,
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="ISO date or date-time (UTC); default now.")
-    ] = None,
+    as_of: AsOfOption = None,
 ) -> None:
     """Print billing totals, A/R by aging bucket, initial denial rate by payer, ledger check."""
     from healthos_core.billing.reports import billing_report as build_report
-    from healthos_core.fhir.refs import parse_datetime
 
     _, factory = open_database(db)
     with translate_errors(), factory() as session:
-        report = build_report(session, as_of=parse_datetime(as_of) if as_of else None)
-    if as_json:
-        print_json(report)
-    else:
-        out.print_json(data=report, default=str)
+        report = build_report(session, as_of=parse_as_of(as_of))
+    print_report(report, as_json)
 
 
 PAYER_RULE_FILES = (
@@ -493,10 +506,7 @@ def evaluate(
                 )
             except (FileNotFoundError, ValueError) as exc:
                 fail(str(exc))
-    if as_json:
-        print_json(result)
-    else:
-        out.print_json(data=result, default=str)
+    print_report(result, as_json)
 
 
 def _evaluate_model(name: str, data: Path, *, limit: int | None, bootstrap: int) -> dict[str, Any]:
@@ -624,8 +634,6 @@ def drift(
 
     PSI < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 major shift (Siddiqi 2006).
     """
-    import datetime as dt
-
     from models.drift import drift_report, recent_matrix
     from models.training import models_dir
 
@@ -678,13 +686,11 @@ def score(
     ] = None,
 ) -> None:
     """Run the scorers over the record, store their suggestions and print them."""
-    from healthos_core.fhir.refs import parse_datetime
     from reasoning.registry import run_scorers
 
     _, factory = open_database(db)
     with translate_errors(), factory.begin() as session:
-        when = parse_datetime(as_of) if as_of else None
-        suggestions = run_scorers(session, kind=kind, as_of=when)
+        suggestions = run_scorers(session, kind=kind, as_of=parse_as_of(as_of))
     if as_json:
         for suggestion in suggestions:
             sys.stdout.write(json.dumps(_score_line(suggestion), default=str) + "\n")
@@ -751,21 +757,15 @@ def worklist(
 def finance_summary_command(
     db: DbOption = None,
     as_json: JsonOption = False,
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="ISO date or date-time (UTC); default now.")
-    ] = None,
+    as_of: AsOfOption = None,
 ) -> None:
     """Print open revenue leakage and denial risk by kind, payer and facility (leadership KPIs)."""
-    from healthos_core.fhir.refs import parse_datetime
     from reasoning.finance.summary import finance_summary
 
     _, factory = open_database(db)
     with translate_errors(), factory() as session:
-        summary = finance_summary(session, as_of=parse_datetime(as_of) if as_of else None)
-    if as_json:
-        print_json(summary)
-    else:
-        out.print_json(data=summary, default=str)
+        summary = finance_summary(session, as_of=parse_as_of(as_of))
+    print_report(summary, as_json)
 
 
 # --------------------------------------------------------------------------- serve / demo
