@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.conftest import REPO_ROOT, SHARED_DATA
+from tests.conftest import REPO_ROOT
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 
@@ -37,10 +37,14 @@ CASES = [
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
 @pytest.mark.parametrize(("name", "data", "limit"), CASES, ids=[c[0] for c in CASES])
 def test_notebook_retrains_on_a_slice(
-    name: str, data: str, limit: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    name: str,
+    data: str,
+    limit: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    shared_data: Path,
 ) -> None:
-    if not (SHARED_DATA / data).exists():
-        pytest.skip(f"{SHARED_DATA / data} is not available")
+    assert (shared_data / data).exists(), f"{shared_data / data} is missing"
     var_dir, models_dir = tmp_path / "var", tmp_path / "models"
     # The kernel inherits this process's environment.
     monkeypatch.setenv("HEALTHOS_VAR_DIR", str(var_dir))
