@@ -49,6 +49,7 @@ from healthos_core.advisory import (
 from healthos_core.billing.entities import Claim
 from healthos_core.errors import InvalidInputError, NotFoundError
 from healthos_core.record.entities import Organization
+from reasoning.features.denial import CARC_GROUPS
 
 __all__ = [
     "DENIAL_REASONS",
@@ -66,17 +67,9 @@ __all__ = [
 
 #: Kind of the denial-risk scorer's suggestions.
 DENIAL_RISK_KIND: Final = "finance.denial_risk"
-#: Predicted denial reasons (the ``band`` of a denial-risk suggestion), as CARC groups.
-DENIAL_REASONS: Final[tuple[str, ...]] = (
-    "eligibility",
-    "authorization",
-    "timely_filing",
-    "coding",
-    "duplicate",
-    "bundling",
-    "units",
-    "other",
-)
+#: Predicted denial reasons (the ``band`` of a denial-risk suggestion): the CARC groups the
+#: denial-risk features and scorer use (:data:`reasoning.features.denial.CARC_GROUPS`).
+DENIAL_REASONS: Final[tuple[str, ...]] = CARC_GROUPS
 #: Worklist outcomes and the advisory action each records (see the module docstring).
 OUTCOME_ACTION: Final[dict[str, SuggestionActionName]] = {
     "fixed": "act",

@@ -119,3 +119,12 @@ def test_score_revenue_leakage_as_of_prints_one_finding_per_line(tmp_path: Path)
     assert Decimal(line["amount_at_stake"]) == Decimal("700.00")
     assert f"Coverage/{coverage_id}" in line["evidence"]
     assert line["evidence"] == line["explanation"]["evidence"]
+
+
+def test_api_denial_reasons_are_the_scorers_carc_groups() -> None:
+    from typing import get_args
+
+    from reasoning.features.denial import CARC_GROUPS
+    from serving.schemas.finance import DenialReasonName
+
+    assert get_args(DenialReasonName) == CARC_GROUPS
