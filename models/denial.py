@@ -50,7 +50,6 @@ import gzip
 import json
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +57,6 @@ import numpy as np
 from sqlalchemy import select
 
 import healthos_core  # noqa: F401  (registers every entity and the import hooks)
-from healthos_core.billing.claims import scrub_claims
 from healthos_core.billing.entities import Claim
 from healthos_core.billing.payers import (
     load_bundling_edits_csv,
@@ -71,6 +69,7 @@ from healthos_core.errors import InvalidInputError
 from healthos_core.fhir.importer import import_paths
 from healthos_core.record.entities import Patient
 from models.datasets import Dataset, Progress
+from models.evaluation.scrubber import scrub_by_patient
 from models.specs import ModelSpec, register_spec
 from reasoning.features import denial as features
 
@@ -85,7 +84,6 @@ __all__ = [
 
 SEED = 20271
 _RCM_FILES = ("payers.ndjson.gz", "coverage.ndjson.gz", "claims.ndjson.gz")
-_BATCH = 2000
 #: In-process memo of the last loads (``train denial`` then ``train denial_line`` in one
 #: process read the data once). Nothing is written to disk.
 _MEMO: dict[tuple[str, str, int | None], DenialData] = {}
@@ -175,24 +173,11 @@ def _import(
 
 def _scrub_all(factory: Any) -> dict[str, list[Any]]:
     """Error issues of every claim, each as of its own submission (before any answer)."""
-    issues: dict[str, list[Any]] = {}
     with factory() as session:
         claims = list(session.scalars(select(Claim).where(Claim.billing_status.is_not(None))))
-        by_patient: dict[str, list[Claim]] = defaultdict(list)
-        for claim in claims:
-            by_patient[claim.patient_id].append(claim)
-        batch: list[Claim] = []
-        for patient_claims in by_patient.values():
-            batch.extend(patient_claims)
-            if len(batch) >= _BATCH:
-                found = scrub_claims(session, batch)
-                issues.update({k: [i for i in v if i.is_error] for k, v in found.items()})
-                batch = []
-        if batch:
-            found = scrub_claims(session, batch)
-            issues.update({k: [i for i in v if i.is_error] for k, v in found.items()})
+        found = scrub_by_patient(session, claims)
         session.rollback()
-    return issues
+    return {k: [i for i in v if i.is_error] for k, v in found.items()}
 
 
 def prepare_database(

@@ -31,11 +31,12 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 import healthos_core  # noqa: F401  (registers every entity)
 from healthos_core.billing.claims import ClaimIssue, scrub_claims
@@ -49,7 +50,13 @@ from healthos_core.db import Base, make_engine, make_session_factory, session_sc
 from healthos_core.errors import InvalidInputError
 from healthos_core.fhir.importer import import_paths
 
-__all__ = ["HEADLINE_CARCS", "evaluate_scrubber", "import_synthea_rcm", "main"]
+__all__ = [
+    "HEADLINE_CARCS",
+    "evaluate_scrubber",
+    "import_synthea_rcm",
+    "main",
+    "scrub_by_patient",
+]
 
 #: The denials the issue asks about: coverage terminated, timely filing, authorisation
 #: absent, missing information.
@@ -131,6 +138,47 @@ def import_synthea_rcm(
     }
 
 
+def scrub_by_patient(
+    session: Session,
+    claims: Sequence[Claim],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, list[ClaimIssue]]:
+    """Scrub claims in batches of about 2,000 that keep each patient's claims together.
+
+    Each claim is judged as of its own submission (what the payer saw); a patient's claims
+    share a batch so the duplicate edit compares them in one query. The session is only
+    read.
+
+    Parameters
+    ----------
+    session : Session
+    claims : sequence of Claim
+    progress : callable, optional
+        Called with the number of claims scrubbed after each full batch.
+
+    Returns
+    -------
+    dict
+        Claim id → its issues (:func:`healthos_core.billing.claims.scrub_claims`).
+    """
+    by_patient: dict[str, list[Claim]] = defaultdict(list)
+    for claim in claims:
+        by_patient[claim.patient_id].append(claim)
+    issues: dict[str, list[ClaimIssue]] = {}
+    batch: list[Claim] = []
+    for patient_claims in by_patient.values():
+        batch.extend(patient_claims)
+        if len(batch) >= _BATCH:
+            issues.update(scrub_claims(session, batch))
+            if progress is not None:
+                progress(len(issues))
+            batch = []
+    if batch:
+        issues.update(scrub_claims(session, batch))
+    return issues
+
+
 def evaluate_scrubber(
     data_dir: str | Path,
     *,
@@ -183,22 +231,12 @@ def evaluate_scrubber(
             load_bundling_edits_csv(session, data / "bundling_edits.csv")
         import_seconds = time.perf_counter() - started
         ids = _claim_ids(data / "claims.ndjson.gz")
-        issues: dict[str, list[ClaimIssue]] = {}
         scrub_started = time.perf_counter()
         with factory() as session:
             claims = list(session.scalars(select(Claim).where(Claim.id.in_(ids))))
-            by_patient: dict[str, list[Claim]] = defaultdict(list)
-            for claim in claims:
-                by_patient[claim.patient_id].append(claim)
-            batch: list[Claim] = []
-            for patient_claims in by_patient.values():
-                batch.extend(patient_claims)
-                if len(batch) >= _BATCH:
-                    issues.update(scrub_claims(session, batch))
-                    say(f"scrubbed {len(issues)} / {len(ids)} claims")
-                    batch = []
-            if batch:
-                issues.update(scrub_claims(session, batch))
+            issues = scrub_by_patient(
+                session, claims, progress=lambda n: say(f"scrubbed {n} / {len(ids)} claims")
+            )
             session.rollback()
         scrub_seconds = time.perf_counter() - scrub_started
         engine.dispose()
