@@ -8,13 +8,24 @@ No engine is created at import time. The caller owns sessions and transactions
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-from sqlalchemy import JSON, Dialect, Engine, MetaData, Numeric, String, create_engine, event
+from sqlalchemy import (
+    JSON,
+    Dialect,
+    Engine,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    create_engine,
+    event,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -99,8 +110,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+#: Execution option of a writer engine (:func:`make_session_factory` ``writer=True``).
+WRITER_OPTION = "healthos_writer"
+
+
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # A writer takes SQLite's write lock up front (waiting for it up to the busy timeout):
+    # a deferred transaction that read first and then writes fails at once with "database
+    # is locked" if another writer committed meanwhile (SQLite docs, "BEGIN TRANSACTION":
+    # IMMEDIATE; "SQLITE_BUSY_SNAPSHOT"). Readers stay deferred: WAL readers need no lock.
+    immediate = connection.get_execution_options().get(WRITER_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -118,22 +138,41 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     Returns
     -------
     sqlalchemy.Engine
-        With foreign keys enforced on SQLite.
+        With foreign keys enforced on SQLite, and ``pool_pre_ping``: a pooled connection
+        is tested before it is handed out, so connections broken by a database restart
+        are replaced instead of failing the next request (SQLAlchemy docs, "Dealing with
+        Disconnects": pessimistic disconnect handling).
     """
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, echo=echo)
+    engine = create_engine(url, echo=echo, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Return a session factory bound to ``engine`` (``expire_on_commit=False``)."""
-    return sessionmaker(engine, expire_on_commit=False)
+def make_session_factory(engine: Engine, *, writer: bool = False) -> sessionmaker[Session]:
+    """Return a session factory bound to ``engine`` (``expire_on_commit=False``).
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+        The database.
+    writer : bool, default=False
+        For sessions that will write while other processes or threads write too: on
+        SQLite their transactions begin ``IMMEDIATE`` (one writer at a time, the others
+        wait up to the busy timeout instead of failing with "database is locked"). No
+        effect on PostgreSQL, where writers lock rows (:func:`lock_rows`).
+
+    Returns
+    -------
+    sqlalchemy.orm.sessionmaker
+    """
+    bind = engine.execution_options(**{WRITER_OPTION: True}) if writer else engine
+    return sessionmaker(bind, expire_on_commit=False)
 
 
 @contextmanager
@@ -141,6 +180,37 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """Open a session with one transaction: commit on success, roll back on error."""
     with factory() as session, session.begin():
         yield session
+
+
+def lock_rows(session: Session, table: Table, ids: Iterable[str]) -> None:
+    """Lock rows by id until the transaction ends, so concurrent writers of them queue.
+
+    On PostgreSQL ``SELECT … ORDER BY id FOR NO KEY UPDATE`` (ids in sorted order, so two
+    transactions locking overlapping sets cannot deadlock; ``NO KEY`` so inserts whose
+    foreign keys point at the rows are not blocked). A transaction that waited sees,
+    in its next statement, what the other committed (READ COMMITTED). Rows that do not
+    exist are not locked. On SQLite nothing is done: it has one writer at a time.
+
+    Parameters
+    ----------
+    session : Session
+        The caller's session (its transaction holds the locks).
+    table : sqlalchemy.Table
+        A table with a string ``id`` primary key.
+    ids : iterable of str
+        The rows to lock.
+    """
+    wanted = sorted(set(ids))
+    if not wanted or session.get_bind().dialect.name != "postgresql":
+        return
+    for start in range(0, len(wanted), 5000):
+        chunk = wanted[start : start + 5000]
+        session.execute(
+            select(table.c.id)
+            .where(table.c.id.in_(chunk))
+            .order_by(table.c.id)
+            .with_for_update(key_share=True)
+        ).all()
 
 
 def short_string(length: int = 64) -> Any:

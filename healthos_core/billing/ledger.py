@@ -99,10 +99,10 @@ from sqlalchemy import (
     bindparam,
     cast,
     func,
-    insert,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -115,7 +115,7 @@ from healthos_core.billing.entities import (
     ClaimItem,
     ClaimStatusHistory,
 )
-from healthos_core.db import Base, utcnow
+from healthos_core.db import Base, lock_rows, utcnow
 from healthos_core.errors import ConflictError, InvalidInputError, NotFoundError
 
 __all__ = [
@@ -491,7 +491,21 @@ def _ensure_accounts(session: Session, wanted: Mapping[str, str]) -> None:
             }
         )
     if rows:
-        session.execute(insert(cast_table(table)), rows)
+        # Another transaction may be opening the same account (two first payments of a
+        # patient at once): its row wins, then its currency is checked like any other.
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(
+            dialect.insert(cast_table(table)).on_conflict_do_nothing(index_elements=["id"]),
+            rows,
+        )
+        for row in session.execute(
+            select(table.c.id, table.c.currency).where(in_ids(session, table.c.id, missing))
+        ):
+            if row.currency != wanted[row.id]:
+                raise InvalidInputError(
+                    f"account {row.id} is kept in {row.currency}, not {wanted[row.id]}: "
+                    "one account holds one currency"
+                )
 
 
 def _check_owners(session: Session, accounts: Sequence[tuple[AccountKind, str | None]]) -> None:
@@ -709,6 +723,19 @@ def post_journals(session: Session, specs: Sequence[JournalSpec]) -> list[str]:
                 )
             continue
         checked[key] = (spec, rows)
+    # Writers of one patient's account queue here (PostgreSQL row lock on the Patient), so
+    # an entry posted by two clients at once is found by the second, not inserted twice.
+    lock_rows(
+        session,
+        Base.metadata.tables["patient"],
+        (
+            owner
+            for _, rows in checked.values()
+            for row in rows
+            for kind, owner in [_parse_account(row["account_id"])]
+            if kind is AccountKind.PATIENT_AR and owner
+        ),
+    )
     existing = _existing_entries(session, list(checked))
     stored_lines = _stored_lines(session, sorted(existing))
     for key in existing:
@@ -1701,6 +1728,7 @@ def post_refund(
     """
     amount = _check_amount(amount, f"refund to Patient/{patient_id}")
     account = patient_ar(patient_id)
+    lock_rows(session, Base.metadata.tables["patient"], [patient_id])  # balance read to write
     credit_balance = -account_balance(session, account)
     if amount == 0 or amount > credit_balance:
         raise InvalidInputError(

@@ -112,7 +112,7 @@ from healthos_core.billing.ledger import (
     post_journals,
     record_billing_status,
 )
-from healthos_core.db import Base, utcnow
+from healthos_core.db import Base, lock_rows, utcnow
 from healthos_core.errors import (
     ConflictError,
     FhirValidationError,
@@ -851,6 +851,9 @@ def _post(session: Session, resources: list[dict[str, Any]], *, strict: bool) ->
         return summary
 
     claim_ids = sorted({p.claim_id for p in batch})
+    # Remittances for one claim queue here (PostgreSQL row lock), so two answers posted at
+    # once are checked one after the other: a claim is adjudicated once.
+    lock_rows(session, Claim.__table__, claim_ids)  # type: ignore[arg-type]
     claims = _claim_rows(session, claim_ids)
     originals_needed = sorted(
         {c.related_claim_id for c in claims.values() if c.related_claim_id} - set(claims)
