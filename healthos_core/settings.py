@@ -77,6 +77,15 @@ class Settings(BaseSettings):
         shortest common payer appeal window; Medicare allows 120, 42 CFR 405.942).
     leakage_underpayment_tolerance : Decimal, default=0.01
         Rounding allowed per accepted claim line before a shortfall is an underpayment.
+    max_body_bytes : int, default=1048576 (1 MiB)
+        Largest request body the API reads; a larger one is refused with 413 before it
+        is read (the JSON bodies of the API are a few kilobytes).
+    max_remittance_body_bytes : int, default=52428800 (50 MiB)
+        The same limit for ``POST /api/v1/remittances``, whose payer files (Bundles or
+        NDJSON of ClaimResponses) are larger; send bigger batches in several requests.
+    max_json_depth : int, default=64
+        Deepest nesting of arrays and objects a JSON body may have (FHIR resources nest
+        about ten levels); a deeper body is refused with 422 before it is parsed.
     """
 
     model_config = SettingsConfigDict(
@@ -99,6 +108,9 @@ class Settings(BaseSettings):
     leakage_late_charge_days: int = Field(default=5, ge=0)
     leakage_denial_followup_days: int = Field(default=30, ge=0)
     leakage_underpayment_tolerance: Decimal = Field(default=Decimal("0.01"), ge=0)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=0)
+    max_remittance_body_bytes: int = Field(default=50 * 1024 * 1024, ge=0)
+    max_json_depth: int = Field(default=64, ge=1)
 
     @field_validator("api_tokens")
     @classmethod

@@ -19,6 +19,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import HTTPConnection
 
 from healthos_core.errors import PermissionDeniedError
 from healthos_core.settings import Settings
@@ -86,11 +87,23 @@ def _unauthorized(detail: str) -> HTTPException:
     )
 
 
-def get_current_user(
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """Authenticate the bearer token against ``settings.api_tokens``.
+def authenticate(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """Authenticate a bearer token against ``settings.api_tokens``.
+
+    The one token check: the :data:`CurrentUser` dependency and the request guard
+    (:mod:`serving.limits`, which checks before the body is read) both call it.
+
+    Parameters
+    ----------
+    settings : Settings
+        The app's settings (``api_tokens``: token → role).
+    credentials : fastapi.security.HTTPAuthorizationCredentials or None
+        The ``Authorization: Bearer`` credentials, ``None`` when there are none.
+
+    Returns
+    -------
+    Principal
+        The caller.
 
     Raises
     ------
@@ -107,6 +120,43 @@ def get_current_user(
     if role is None:
         raise _unauthorized("the API token is not valid")
     return Principal(subject=token_subject(credentials.credentials), role=role)
+
+
+async def authenticate_connection(connection: HTTPConnection, settings: Settings) -> Principal:
+    """Authenticate a connection's ``Authorization`` header (no body is read).
+
+    Parameters
+    ----------
+    connection : starlette.requests.HTTPConnection
+        The request (only its headers are used).
+    settings : Settings
+        The app's settings.
+
+    Returns
+    -------
+    Principal
+        The caller.
+
+    Raises
+    ------
+    fastapi.HTTPException
+        401, as :func:`authenticate`.
+    """
+    return authenticate(settings, await _bearer(connection))
+
+
+def get_current_user(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """Authenticate the bearer token (the dependency behind :data:`CurrentUser`).
+
+    Raises
+    ------
+    fastapi.HTTPException
+        401 with ``WWW-Authenticate: Bearer`` if the token is missing or unknown.
+    """
+    return authenticate(settings, credentials)
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_user)]

@@ -20,16 +20,15 @@ Neither tokens nor request data are logged: errors are logged by type and code o
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,6 +42,8 @@ from healthos_core.errors import (
     PermissionDeniedError,
 )
 from healthos_core.settings import Settings, get_settings
+from serving.limits import BodyLimit, RequestGuard
+from serving.problems import PROBLEM_MEDIA_TYPE, ProblemResponse, http_problem, problem_response
 from serving.routers import api_router, health
 from serving.routers import finance as finance_routes
 from serving.routers import models as model_routes
@@ -51,10 +52,6 @@ from serving.schemas.common import ProblemDetails
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-#: Problem ``type`` URIs are this prefix plus the ``code``. They identify the problem
-#: type and are not meant to be dereferenced (RFC 9457 §3.1.1 allows tag URIs).
-PROBLEM_TYPE_PREFIX = "tag:healthos.org,2025:problem:"
-PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 #: Status of each domain error class; the first match in this order wins.
 ERROR_STATUS: tuple[tuple[type[HealthOSError], int], ...] = (
@@ -64,79 +61,32 @@ ERROR_STATUS: tuple[tuple[type[HealthOSError], int], ...] = (
     (PermissionDeniedError, 403),
 )
 
-_HTTP_CODES = {
-    400: "bad-request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not-found",
-    405: "method-not-allowed",
-    406: "not-acceptable",
-    415: "unsupported-media-type",
-    422: "invalid-input",
-    503: "service-unavailable",
-}
-
-#: Problem responses documented on every ``/api/v1`` route.
+#: Problem responses documented on every ``/api/v1`` route (all served as
+#: ``application/problem+json``: see :func:`document_problems`).
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ProblemDetails,
+        "description": "The body cannot be parsed, or a rule refused the request (its code "
+        "says which, e.g. no-price)",
+    },
     401: {"model": ProblemDetails, "description": "Missing or invalid bearer token"},
     403: {"model": ProblemDetails, "description": "The token's role may not do this"},
     404: {"model": ProblemDetails, "description": "No such record"},
-    422: {"model": ProblemDetails, "description": "Invalid request or input"},
+    422: {
+        "model": ProblemDetails,
+        "description": "Invalid request or input (fields in errors; NUL characters, JSON "
+        "nested too deeply)",
+    },
+    503: {
+        "model": ProblemDetails,
+        "description": "The database is unavailable or busy; nothing was written (Retry-After)",
+    },
 }
-
-
-class ProblemResponse(JSONResponse):
-    """A JSON response with media type ``application/problem+json``."""
-
-    media_type = PROBLEM_MEDIA_TYPE
-
-
-def problem_response(
-    request: Request,
-    *,
-    status: int,
-    code: str,
-    detail: str | None = None,
-    headers: dict[str, str] | None = None,
-    errors: list[dict[str, Any]] | None = None,
-    extensions: dict[str, Any] | None = None,
-) -> ProblemResponse:
-    """Build an RFC 9457 problem details response.
-
-    Parameters
-    ----------
-    request : fastapi.Request
-        The request; its path is the problem's ``instance``.
-    status : int
-        HTTP status code; the title is its standard reason phrase.
-    code : str
-        Stable machine-readable code, also the last part of ``type``.
-    detail : str, optional
-        What went wrong and what to do about it, for a person.
-    headers : dict of str to str, optional
-        Extra response headers (e.g. ``WWW-Authenticate``).
-    errors : list of dict, optional
-        Invalid request fields (``loc``, ``msg``, ``type``).
-    extensions : dict, optional
-        Extension members (RFC 9457 §3.2), e.g. a blocked claim's ``issues``.
-
-    Returns
-    -------
-    ProblemResponse
-    """
-    problem = ProblemDetails(
-        type=PROBLEM_TYPE_PREFIX + code,
-        title=HTTPStatus(status).phrase,
-        status=status,
-        detail=detail,
-        instance=request.url.path,
-        code=code,
-        errors=errors,
-        **(extensions or {}),
-    )
-    return ProblemResponse(
-        problem.model_dump(mode="json", exclude_none=True), status_code=status, headers=headers
-    )
+#: Documented on every operation that takes a request body.
+TOO_LARGE_RESPONSE: dict[str, Any] = {
+    "description": "The body is larger than the route's limit (HEALTHOS_MAX_BODY_BYTES, "
+    "HEALTHOS_MAX_REMITTANCE_BODY_BYTES)"
+}
 
 
 def status_for(error: HealthOSError) -> int:
@@ -178,18 +128,7 @@ async def _validation_error(request: Request, exc: Exception) -> ProblemResponse
 
 async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
-    status = exc.status_code
-    phrase = HTTPStatus(status).phrase
-    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
-    if status == 404 and detail is None:
-        detail = f"no route {request.url.path}: see /docs for the API"
-    return problem_response(
-        request,
-        status=status,
-        code=_HTTP_CODES.get(status, f"http-{status}"),
-        detail=detail,
-        headers=dict(exc.headers) if exc.headers else None,
-    )
+    return http_problem(request, exc)
 
 
 class UnexpectedErrorMiddleware:
@@ -234,6 +173,59 @@ class UnexpectedErrorMiddleware:
                 detail="an unexpected error occurred; it has been logged",
             )
             await response(scope, receive, send)
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Make an OpenAPI document say what the server answers on errors.
+
+    Every error response (status 400 and up) is documented as
+    ``application/problem+json`` with the :class:`ProblemDetails` schema (FastAPI's
+    default for a ``model`` is ``application/json``, and its 422 is
+    ``HTTPValidationError``; the handlers here serve problem details for both), and
+    every operation that takes a body documents 413 (:mod:`serving.limits`).
+
+    Parameters
+    ----------
+    schema : dict
+        The OpenAPI document, changed in place (doing it twice changes nothing).
+
+    Returns
+    -------
+    dict
+        The same document.
+    """
+    problem = {"$ref": "#/components/schemas/ProblemDetails"}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            if "requestBody" in operation and "413" not in responses:
+                responses["413"] = dict(TOO_LARGE_RESPONSE)
+            for status, response in responses.items():
+                if not status.isdigit() or int(status) < 400:
+                    continue
+                content = response.get("content", {})
+                media = content.get(PROBLEM_MEDIA_TYPE) or content.get("application/json") or {}
+                body_schema = media.get("schema", problem)
+                if status == "422" or "HTTPValidationError" in str(body_schema):
+                    body_schema = problem
+                response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": body_schema}}
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):  # in this order: one uses the other
+        if name in components and f'"#/components/schemas/{name}"' not in json.dumps(schema):
+            del components[name]
+    return schema
+
+
+class HealthOSAPI(FastAPI):
+    """FastAPI whose OpenAPI document describes the problem details it serves."""
+
+    def openapi(self) -> dict[str, Any]:
+        """Return the OpenAPI document, passed once through :func:`document_problems`."""
+        schema = super().openapi()
+        if getattr(self, "_problems_documented", None) is not schema:
+            document_problems(schema)
+            self._problems_documented = schema
+        return schema
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -281,7 +273,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             if owned:
                 app_engine.dispose()
 
-    app = FastAPI(
+    app = HealthOSAPI(
         title="HealthOS",
         version=health.app_version(),
         description=(
@@ -300,7 +292,16 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_exception_handler(HealthOSError, _healthos_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_middleware(UnexpectedErrorMiddleware)
+    remittances = BodyLimit(
+        settings.max_remittance_body_bytes, "HEALTHOS_MAX_REMITTANCE_BODY_BYTES"
+    )
+    app.add_middleware(
+        RequestGuard,
+        settings=settings,
+        api_prefix=API_PREFIX,
+        route_limits={f"{API_PREFIX}/remittances": remittances},
+    )
+    app.add_middleware(UnexpectedErrorMiddleware)  # added last: the outermost
 
     app.include_router(health.router)
     app.include_router(api_router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)

@@ -38,6 +38,7 @@ from serving.schemas.billing import (
     AuthorizationsPublic,
     AuthorizationStatusName,
 )
+from serving.schemas.common import Offset
 
 router = APIRouter(prefix="/authorizations", tags=["authorizations"], dependencies=BILLING_READERS)
 
@@ -128,7 +129,7 @@ def read_authorizations(
         list[AuthorizationStatusName] | None, Query(description="Repeat for several")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> AuthorizationsPublic:
     """List authorisations with their status and, for India cashless kinds, the clock."""
     rows, count = find_authorizations(

@@ -48,6 +48,7 @@ from serving.schemas.billing import (
     ClaimSubmitCreate,
     ScrubFailedProblem,
 )
+from serving.schemas.common import Offset
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def read_claims(
         str | None, Query(max_length=72, description='Patient id or "Patient/<id>"')
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ClaimsPublic:
     """List claims in the revenue cycle by billing status, payer and patient, newest first."""
     claims, count = find_claims(

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from healthos_core.errors import NotFoundError
 from healthos_core.record.entities import Encounter, EncounterClass, Observation
 from serving.deps import SessionDep, require_roles
+from serving.schemas.common import Offset
 from serving.schemas.encounters import EncounterDetailPublic, EncounterPublic, EncountersPublic
 
 ENCOUNTER_LIST_ROLES = ("clinician", "nurse", "finance", "operations", "admin")
@@ -133,7 +134,7 @@ def list_encounters(
     status: Annotated[EncounterStatus | None, Query()] = None,
     class_: Annotated[EncounterClass | None, Query(alias="class")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> EncountersPublic:
     """List encounters, latest first, by patient, status and class."""
     encounters, count = find_encounters(

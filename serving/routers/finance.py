@@ -28,6 +28,7 @@ from reasoning.finance.summary import finance_summary
 from reasoning.finance.worklist import OPEN_STATUSES, record_worklist_action, worklist_page
 from serving.deps import Principal, SessionDep, require_roles
 from serving.routers.billing import AsOfQuery, as_of_time
+from serving.schemas.common import Offset
 from serving.schemas.finance import (
     DenialReasonName,
     FinanceSummaryPublic,
@@ -70,7 +71,7 @@ def read_worklist(
         Query(description="Repeat for several; default open and acknowledged"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> WorklistPublic:
     """List the denial worklist, largest expected loss (p(denial) × amount) first."""
     items, count = worklist_page(

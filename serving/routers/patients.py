@@ -19,6 +19,7 @@ from healthos_core.errors import InvalidInputError
 from healthos_core.record.entities import Patient, PatientIdentifier
 from healthos_core.record.service import get_patient
 from serving.deps import SessionDep, require_roles
+from serving.schemas.common import Offset
 from serving.schemas.patients import PatientPublic, PatientsPublic
 
 # TODO(patient-access): let the ``patient`` role read its own record once settings map a
@@ -102,12 +103,13 @@ def list_patients(
     identifier: Annotated[
         str | None,
         Query(
+            min_length=1,
             max_length=400,
             description="FHIR token search: `system|value`, `|value`, `system|` or `value`",
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> PatientsPublic:
     """List patients, optionally by identifier (MRN, SSN, ABHA …)."""
     patients, count = find_patients(session, identifier=identifier, limit=limit, offset=offset)

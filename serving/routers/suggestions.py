@@ -34,6 +34,7 @@ from healthos_core.advisory import (
 )
 from healthos_core.errors import PermissionDeniedError
 from serving.deps import CurrentUser, Principal, SessionDep
+from serving.schemas.common import Offset
 from serving.schemas.suggestions import (
     AudienceName,
     StatusName,
@@ -128,7 +129,7 @@ def read_suggestions(
         list[StatusName] | None, Query(description="Repeat for several statuses")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> SuggestionsPublic:
     """List suggestions, most urgent first (severity, then score, then newest)."""
     records, count = list_suggestions(

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Final, Literal
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
+
+#: The largest ``offset`` a list route accepts: past any real table, and far inside the
+#: 64-bit integer a database takes for ``OFFSET`` (a larger one was a 500, issue 9).
+MAX_OFFSET: Final = 10**9
+
+#: The ``offset`` query parameter of every list route: rows to skip, 0 to :data:`MAX_OFFSET`.
+Offset = Annotated[
+    int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip before the page (at most 10^9)")
+]
 
 
 class ProblemFieldError(BaseModel):
