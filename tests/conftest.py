@@ -122,3 +122,14 @@ def shared_data() -> Path:
             f"{SHARED_DATA} is missing: integration tests need ../shared/data beside the repo"
         )
     return SHARED_DATA
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Let a test set ``HEALTHOS_*`` variables: settings are re-read before and after."""
+    from healthos_core.settings import get_settings
+
+    get_settings.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()

@@ -43,7 +43,10 @@ revenue-leakage scorer, which finds clinical events without a ChargeItem by
 ``service_ref``. With ``CaptureSettings(strict=True)`` the same situation raises
 :class:`~healthos_core.errors.PricingError` instead, which rolls back the caller's
 transaction (useful in tests and for facilities that want hard stops). Strict mode does
-not apply to the conditional charges (visit fee, lab observations).
+not apply to the conditional charges (visit fee, lab observations). A price in a currency
+other than the ledger's (:func:`~healthos_core.billing.money.ledger_currency`; possible
+only for entries loaded before that rule) counts as no price, and strict capture raises
+:class:`~healthos_core.errors.InvalidInputError` naming it.
 
 Per-unit drugs
 --------------
@@ -69,6 +72,7 @@ from sqlalchemy.orm import Session
 from healthos_core.billing.chargemaster import find_price
 from healthos_core.billing.entities import ChargeItem, ChargeItemStatus, ChargemasterEntry
 from healthos_core.billing.ledger import post_charge
+from healthos_core.billing.money import check_currency, ledger_currency
 from healthos_core.db import utcnow
 from healthos_core.errors import PricingError
 from healthos_core.events import (
@@ -200,7 +204,26 @@ def _post(
     display: str | None,
     occurred_at: dt.datetime,
     quantity: Decimal = Decimal(1),
-) -> ChargeItem:
+    strict: bool = False,
+) -> ChargeItem | None:
+    if entry.currency != ledger_currency():
+        # A price in another currency cannot be charged: the ledger keeps one currency
+        # (healthos_core.billing.money). Like a missing price, it never blocks the
+        # clinical event unless capture is strict.
+        if strict:
+            check_currency(
+                entry.currency,
+                field=f"chargemaster price of {entry.code_system}|{entry.code}: currency",
+            )
+        logger.warning(
+            "charge capture: %s|%s is priced in %s, not the ledger currency; %s recorded "
+            "without a charge",
+            entry.code_system,
+            entry.code,
+            entry.currency,
+            service_ref,
+        )
+        return None
     charge = ChargeItem(
         id=str(uuid.uuid4()),
         patient_id=patient_id,
@@ -272,6 +295,8 @@ def capture_procedure(
     ------
     PricingError
         Strict mode and no price (or no code / performed time).
+    InvalidInputError
+        Strict mode and the price is in a currency other than the ledger's.
     """
     settings = settings or _DEFAULT_SETTINGS
     ref = procedure.reference
@@ -296,6 +321,7 @@ def capture_procedure(
         facility_id=procedure.facility_id,
         display=procedure.display,
         occurred_at=when,
+        strict=settings.strict,
     )
 
 
@@ -326,6 +352,8 @@ def capture_medication_administration(
     ------
     PricingError
         Strict mode and no price (or no code / time).
+    InvalidInputError
+        Strict mode and the price is in a currency other than the ledger's.
     """
     settings = settings or _DEFAULT_SETTINGS
     ref = administration.reference
@@ -351,6 +379,7 @@ def capture_medication_administration(
         facility_id=administration.facility_id,
         display=administration.display,
         occurred_at=when,
+        strict=settings.strict,
     )
 
 

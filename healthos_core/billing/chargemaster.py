@@ -24,7 +24,7 @@ import logging
 import os
 import re
 import statistics
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -40,9 +40,9 @@ from healthos_core.billing.entities import (
     ClaimItem,
     ExplanationOfBenefit,
 )
+from healthos_core.billing.money import check_currency, ledger_currency
 from healthos_core.errors import InvalidInputError, NotFoundError, PricingError
 from healthos_core.record.entities import MedicationRequest
-from healthos_core.settings import get_settings
 
 __all__ = [
     "CSV_COLUMNS",
@@ -310,11 +310,16 @@ def _parse_row(raw: dict[str, str], line: int, problems: _Problems) -> _Row | No
                 line, "unit_price", f"{value['unit_price']} has more than 2 decimal places"
             )
 
-    currency = value["currency"].upper() or get_settings().currency
-    if not _CURRENCY.fullmatch(currency):
+    currency = value["currency"].upper()
+    if currency and not _CURRENCY.fullmatch(currency):
         problems.add(
             line, "currency", f"{value['currency']!r} is not an ISO 4217 code such as USD or INR"
         )
+    else:
+        try:
+            currency = check_currency(currency, field="currency")
+        except InvalidInputError as exc:
+            problems.add(line, "currency", exc.message)
 
     revenue_code = value["revenue_code"] or None
     if revenue_code is not None:
@@ -458,7 +463,9 @@ def load_chargemaster_csv(
         effective_from,effective_to``:
 
         * ``unit_price``: decimal ≥ 0 with at most 2 decimal places, in ``currency``;
-        * ``currency``: ISO 4217 code (3 letters); empty = ``Settings.currency``;
+        * ``currency``: ISO 4217 code (3 letters), the ledger currency
+          (:func:`~healthos_core.billing.money.ledger_currency`, which an empty cell
+          means); any other currency is a problem of its row;
         * ``revenue_code``: NUBC UB-04 revenue code, 4 digits (3 are zero-padded), optional;
         * ``effective_from``: ``YYYY-MM-DD``, required; ``effective_to``: exclusive end,
           optional, after ``effective_from``;
@@ -635,9 +642,11 @@ def derive_chargemaster_from_claims(
 
     For each ``(code_system, code)`` the derived unit price is the **median** of the
     per-unit prices observed on claims (``statistics.median`` over Decimals, rounded
-    half-up to the cent), in the currency most of those observations use. The median
-    resists the outliers Synthea's randomised costs produce (the same colonoscopy is
-    billed anywhere from about 10,000 to 16,000 USD).
+    half-up to the cent), over the observations in the ledger currency
+    (:func:`~healthos_core.billing.money.ledger_currency`): prices in another currency
+    cannot be charged here, and a code observed only in other currencies gets no entry
+    (their count is logged). The median resists the outliers Synthea's randomised costs
+    produce (the same colonoscopy is billed anywhere from about 10,000 to 16,000 USD).
 
     Parameters
     ----------
@@ -693,7 +702,7 @@ def derive_chargemaster_from_claims(
     start = DERIVED_EFFECTIVE_FROM if effective_from is None else effective_from
     if isinstance(start, dt.datetime) or not isinstance(start, dt.date):
         raise InvalidInputError(f"effective_from must be a datetime.date, got {start!r}")
-    default_currency = get_settings().currency
+    ledger = ledger_currency()
 
     claims = list(
         session.scalars(
@@ -721,9 +730,7 @@ def derive_chargemaster_from_claims(
     observed: dict[tuple[str, str], _Observed] = defaultdict(_Observed)
     skipped_rest = 0
     for claim in claims:
-        currency = (
-            claim.currency or _currency_of((claim.resource or {}).get("total")) or default_currency
-        )
+        currency = claim.currency or _currency_of((claim.resource or {}).get("total")) or ledger
         sources = _resource_items(claim.resource)
         eob = eob_items.get(claim.id, {})
         itemised = Decimal(0)
@@ -749,11 +756,13 @@ def derive_chargemaster_from_claims(
         code_system, code, display = recipient
         observed[(code_system, code)].add(rest, currency, display)
 
+    foreign_only = sorted(key for key, seen in observed.items() if not seen.prices.get(ledger))
+    for key in foreign_only:
+        del observed[key]
     existing = _existing_entries(session, ((s, c, start) for s, c in observed))
     written = 0
     for (code_system, code), seen in sorted(observed.items()):
-        counts = Counter({cur: len(values) for cur, values in seen.prices.items()})
-        currency = min(counts, key=lambda cur: (-counts[cur], cur))
+        currency = ledger
         median = Decimal(statistics.median(sorted(seen.prices[currency])))
         unit_price = median.quantize(_CENT, rounding=ROUND_HALF_UP)
         entry = existing.get((code_system, code, start))
@@ -766,6 +775,13 @@ def derive_chargemaster_from_claims(
             entry.description = seen.display[:512]
         written += 1
     session.flush()
+    if foreign_only:
+        logger.info(
+            "derive_chargemaster_from_claims: %d codes priced only in currencies other than "
+            "the ledger currency %s were not derived",
+            len(foreign_only),
+            ledger,
+        )
     if skipped_rest:
         logger.info(
             "derive_chargemaster_from_claims: %d claims had an unitemised amount with no "

@@ -115,6 +115,7 @@ from healthos_core.billing.entities import (
     ClaimItem,
     ClaimStatusHistory,
 )
+from healthos_core.billing.money import check_currency, check_payment_time
 from healthos_core.db import Base, lock_rows, utcnow
 from healthos_core.errors import ConflictError, InvalidInputError, NotFoundError
 
@@ -609,8 +610,13 @@ def _check_amount(value: object, what: str) -> Decimal:
     return amount.quantize(CENT)
 
 
-def _validate(spec: JournalSpec) -> list[dict[str, Any]]:
-    """Check one entry; return its posting rows (without ids). Raises InvalidInputError."""
+def _validate(spec: JournalSpec, ledger_currency: str) -> list[dict[str, Any]]:
+    """Check one entry; return its posting rows (without ids). Raises InvalidInputError.
+
+    An entry in a currency other than ``ledger_currency`` is refused
+    (:func:`~healthos_core.billing.money.check_currency`), except a reversal: undoing an
+    entry posted before that rule existed must stay possible.
+    """
     label = f"{spec.kind} entry for {spec.source_ref!r}"
     if spec.kind not in _JOURNAL_KINDS:
         raise InvalidInputError(
@@ -625,6 +631,8 @@ def _validate(spec: JournalSpec) -> list[dict[str, Any]]:
         raise InvalidInputError(f"{label}: 'at' must be an aware datetime, got {spec.at!r}")
     if not isinstance(spec.currency, str) or not _CURRENCY_PATTERN.match(spec.currency):
         raise InvalidInputError(f"{label}: currency {spec.currency!r} is not ISO 4217")
+    if spec.currency != ledger_currency and spec.kind != JournalKind.REVERSAL:
+        check_currency(spec.currency, field=f"{label}: currency")
     if len(spec.discriminator) > 64:
         raise InvalidInputError(f"{label}: discriminator longer than 64 characters")
     if len(spec.lines) < 2:
@@ -702,8 +710,9 @@ def post_journals(session: Session, specs: Sequence[JournalSpec]) -> list[str]:
     ------
     InvalidInputError
         If any entry is unbalanced, has a negative or sub-cent amount, mixes currencies,
-        has no ``Type/id`` source, or posts to an account kept in another currency.
-        Nothing is written.
+        is in a currency other than the ledger currency (reversals excepted; see
+        :func:`~healthos_core.billing.money.check_currency`), has no ``Type/id`` source,
+        or posts to an account kept in another currency. Nothing is written.
     ConflictError
         If an entry with the same key exists with different lines.
     NotFoundError
@@ -713,8 +722,9 @@ def post_journals(session: Session, specs: Sequence[JournalSpec]) -> list[str]:
     if not specs:
         return []
     checked: dict[str, tuple[JournalSpec, list[dict[str, Any]]]] = {}
+    currency = check_currency(None)
     for spec in specs:
-        rows = _validate(spec)
+        rows = _validate(spec, currency)
         key = spec.id
         if key in checked:
             if _line_key(checked[key][1]) != _line_key(rows):
@@ -948,7 +958,9 @@ def post_journal(
     lines : sequence of Line
         Two or more lines; total debits must equal total credits, to the cent.
     currency : str
-        ISO 4217 code of every line (a line naming another currency is refused).
+        ISO 4217 code of every line (a line naming another currency is refused); must
+        be the ledger currency (:func:`~healthos_core.billing.money.ledger_currency`)
+        unless ``kind`` is ``reversal``.
     discriminator : str, default=""
         Distinguishes several entries of one kind for one source (e.g. two write-offs).
     created_by : str, default="system"
@@ -1635,7 +1647,7 @@ def post_patient_payment(
     *,
     source_ref: str,
     at: dt.datetime,
-    currency: str,
+    currency: str | None = None,
     created_by: str = "cashier",
     description: str | None = None,
 ) -> JournalEntry:
@@ -1648,14 +1660,17 @@ def post_patient_payment(
     patient_id : str
         The paying patient.
     amount : Decimal
-        Positive, to the cent. Paying more than is owed leaves a credit balance
-        (refund it with :func:`post_refund`).
+        Positive, to the cent. Paying more than is owed leaves a credit balance, which
+        :func:`statement` shows as ``credit_balance`` (refund it with :func:`post_refund`).
     source_ref : str
         The payment event, e.g. ``"PaymentReconciliation/<id>"`` or ``"Invoice/<id>"``.
     at : datetime
-        When the money was received (aware).
-    currency : str
-        ISO 4217.
+        When the money was received (aware): not in the future (beyond a five-minute
+        clock skew) and not before ``Settings.leakage_billing_start``
+        (:func:`~healthos_core.billing.money.check_payment_time`).
+    currency : str or None, default=None
+        ISO 4217; must be the ledger currency
+        (:func:`~healthos_core.billing.money.ledger_currency`), which ``None`` means.
     created_by : str, default="cashier"
         Who took it.
     description : str, optional
@@ -1668,8 +1683,11 @@ def post_patient_payment(
     Raises
     ------
     InvalidInputError
-        Non-positive amount, missing source, wrong currency.
+        Non-positive amount, missing source, a currency other than the ledger's, or a
+        time in the future or before billing started; nothing is written.
     """
+    currency = check_currency(currency, field="currency")
+    check_payment_time(at, field="at")
     amount = _check_amount(amount, f"payment by Patient/{patient_id}")
     if amount == 0:
         raise InvalidInputError("a patient payment must be positive")
@@ -1692,7 +1710,7 @@ def post_refund(
     *,
     source_ref: str,
     at: dt.datetime,
-    currency: str,
+    currency: str | None = None,
     payable: bool = False,
     created_by: str = "cashier",
 ) -> JournalEntry:
@@ -1709,9 +1727,10 @@ def post_refund(
     source_ref : str
         The refund event (e.g. ``"PaymentReconciliation/<id>"``).
     at : datetime
-        When (aware).
-    currency : str
-        ISO 4217.
+        When (aware); the same bounds as a payment's
+        (:func:`~healthos_core.billing.money.check_payment_time`).
+    currency : str or None, default=None
+        ISO 4217; must be the ledger currency, which ``None`` means.
     payable : bool, default=False
         ``True`` books the refund as owed (``refunds_payable``) rather than paid.
     created_by : str, default="cashier"
@@ -1724,8 +1743,11 @@ def post_refund(
     Raises
     ------
     InvalidInputError
-        Amount not positive or above the credit balance.
+        Amount not positive or above the credit balance, a currency other than the
+        ledger's, or a time in the future or before billing started; nothing is written.
     """
+    currency = check_currency(currency, field="currency")
+    check_payment_time(at, field="at")
     amount = _check_amount(amount, f"refund to Patient/{patient_id}")
     account = patient_ar(patient_id)
     lock_rows(session, Base.metadata.tables["patient"], [patient_id])  # balance read to write
@@ -2090,8 +2112,11 @@ def statement(session: Session, patient_id: str, *, as_of: dt.datetime) -> dict[
         ``patient_id``, ``as_of`` (ISO date), ``currency`` (None if no activity),
         ``lines``: [{``date``, ``description``, ``source_ref``, ``charges``, ``credits``,
         ``balance``}] in time order (Decimal amounts; ``balance`` running, positive =
-        owed), ``balance_due`` (negative = credit to refund), ``aging`` (buckets of the
-        open items, see :func:`ar_aging`), ``invoices`` ([{id, issued_at, total}]).
+        owed, negative = a credit), ``balance_due`` (what the patient owes, never
+        negative), ``credit_balance`` (what the account holds for the patient, never
+        negative: an overpayment, to refund with :func:`post_refund` or apply to later
+        charges; at most one of the two is non-zero), ``aging`` (buckets of the open
+        items, see :func:`ar_aging`), ``invoices`` ([{id, issued_at, total}]).
     """
     if as_of.utcoffset() is None:
         raise InvalidInputError("as_of must be an aware datetime")
@@ -2138,7 +2163,8 @@ def statement(session: Session, patient_id: str, *, as_of: dt.datetime) -> dict[
         "as_of": as_of.astimezone(dt.UTC).date().isoformat(),
         "currency": rows[0].currency if rows else None,
         "lines": lines,
-        "balance_due": balance,
+        "balance_due": max(balance, ZERO),
+        "credit_balance": max(-balance, ZERO),
         "aging": {label: (mine or {}).get(label, ZERO) for label, _, _ in AGING_BUCKETS},
         "invoices": [
             {"id": i.id, "issued_at": i.issued_at.isoformat(), "total": i.total} for i in invoices

@@ -60,6 +60,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from healthos_core.billing.money import check_currency, ledger_currency
 from healthos_core.db import Base, utcnow
 from healthos_core.errors import ConflictError, InvalidInputError, NotFoundError
 from healthos_core.record.entities import (
@@ -69,7 +70,6 @@ from healthos_core.record.entities import (
     Organization,
     Patient,
 )
-from healthos_core.settings import get_settings
 
 __all__ = [
     "BUNDLING_EDIT_COLUMNS",
@@ -123,7 +123,8 @@ CONTRACT_COLUMNS: Final = (
     "bundling_edits",
     "corrected_claims",
 )
-#: Optional contract column: ISO 4217 currency of the copays (default ``Settings.currency``).
+#: Optional contract column: ISO 4217 currency of the copays: the ledger currency
+#: (:func:`~healthos_core.billing.money.ledger_currency`), which an empty cell means.
 _CONTRACT_OPTIONAL: Final = ("currency",)
 SERVICE_CATEGORY_COLUMNS: Final = (
     "code_system",
@@ -768,9 +769,14 @@ def _parse_contract_row(raw: dict[str, str], line: int, problems: _Problems) -> 
     values["coinsurance_pct"] = _decimal(
         raw, "patient_coinsurance_pct", line, problems, check=_fraction
     )
-    currency = (raw.get("currency") or "").upper() or get_settings().currency
-    if not _CURRENCY.fullmatch(currency):
+    currency = (raw.get("currency") or "").upper()
+    if currency and not _CURRENCY.fullmatch(currency):
         problems.add(line, "currency", f"{raw.get('currency')!r} is not an ISO 4217 code")
+    else:
+        try:
+            currency = check_currency(currency, field="currency")
+        except InvalidInputError as exc:
+            problems.add(line, "currency", exc.message)
     values["currency"] = currency
     values["prior_auth_categories"] = _parse_categories(
         raw["prior_auth_categories"], line, problems
@@ -1390,7 +1396,9 @@ def request_authorization(
     requested_amount : Decimal, optional
         Estimate sent with a cashless pre-authorisation, in ``currency``.
     currency : str, optional
-        ISO 4217; default ``Settings.currency`` when an amount is given.
+        ISO 4217: the ledger currency
+        (:func:`~healthos_core.billing.money.ledger_currency`), the default when an
+        amount is given; another currency is refused.
     reference_number : str, optional
         A tracking number issued at request time, if the payer gives one.
     reason : str, optional
@@ -1406,7 +1414,8 @@ def request_authorization(
         The patient, payer, coverage or encounter does not exist.
     InvalidInputError
         No service named; unknown kind; window ends before it starts; the coverage or
-        encounter belongs to another patient, or the coverage to another payer.
+        encounter belongs to another patient, or the coverage to another payer; a
+        currency other than the ledger's.
     """
     if kind not in {k.value for k in AuthorizationKind}:
         raise InvalidInputError(
@@ -1456,9 +1465,11 @@ def request_authorization(
                 f"not Patient/{patient_id}"
             )
     amount = _optional_money(requested_amount, "requested_amount")
-    currency_code = currency or (get_settings().currency if amount is not None else None)
-    if currency_code is not None and not _CURRENCY.fullmatch(currency_code):
-        raise InvalidInputError(f"currency {currency_code!r} is not an ISO 4217 code")
+    currency_code = (
+        check_currency(currency, field="currency")
+        if amount is not None or currency is not None
+        else None
+    )
     if reference_number is not None and (
         not reference_number.strip() or len(reference_number) > 64
     ):
@@ -1588,7 +1599,7 @@ def decide_authorization(
         authorization.valid_to = end
         if amount is not None:
             authorization.approved_amount = amount
-            authorization.currency = authorization.currency or get_settings().currency
+            authorization.currency = authorization.currency or ledger_currency()
     session.flush()
     return authorization
 

@@ -112,6 +112,7 @@ from healthos_core.billing.ledger import (
     post_journals,
     record_billing_status,
 )
+from healthos_core.billing.money import check_currency, ledger_currency
 from healthos_core.db import Base, lock_rows, utcnow
 from healthos_core.errors import (
     ConflictError,
@@ -897,6 +898,8 @@ def _post(session: Session, resources: list[dict[str, Any]], *, strict: bool) ->
             raise InvalidInputError(
                 f"{label}: payment in {parsed.payment_currency}, Claim/{claim.id} is in {currency}"
             )
+        # The amounts are in the claim's currency; the ledger takes only its own.
+        check_currency(currency, field=f"{label}: currency (that of Claim/{claim.id})")
         unknown_lines = {
             a.item_sequence
             for a in parsed.adjudications
@@ -1315,7 +1318,7 @@ def _claim_response_from_835(
     claim = next(
         (c for c in candidates if c.billing_status in _OPEN_FOR_ADJUDICATION), candidates[0]
     )
-    currency = claim.currency or "USD"
+    currency = claim.currency or ledger_currency()
     sequences = {item.sequence for item in claim.items}
     items = []
     for index, line in enumerate(payment.lines, start=1):

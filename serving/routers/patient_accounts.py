@@ -30,7 +30,7 @@ from healthos_core.billing.ledger import (
 from healthos_core.db import utcnow
 from healthos_core.errors import ConflictError, NotFoundError
 from healthos_core.record.entities import Patient
-from serving.deps import SessionDep, SettingsDep
+from serving.deps import SessionDep
 from serving.routers.billing import BILLING_READERS, AsOfQuery, BillingWriter, as_of_time
 from serving.schemas.billing import (
     InvoiceCreate,
@@ -98,23 +98,23 @@ def _reference(given: str | None) -> str:
 
 
 def take_payment(
-    session: Session, patient_id: str, body: PaymentCreate, *, currency: str, created_by: str
+    session: Session, patient_id: str, body: PaymentCreate, *, created_by: str
 ) -> JournalEntry:
-    """Post a patient's payment (Dr cash / Cr patient A/R)."""
+    """Post a patient's payment (Dr cash / Cr patient A/R) in the ledger currency."""
     return post_patient_payment(
         session,
         _patient(session, patient_id),
         Decimal(body.amount),
         source_ref=_reference(body.reference),
         at=body.at or utcnow(),
-        currency=body.currency or currency,
+        currency=body.currency,
         created_by=created_by,
         description=body.description,
     )
 
 
 def refund(
-    session: Session, patient_id: str, body: RefundCreate, *, currency: str, created_by: str
+    session: Session, patient_id: str, body: RefundCreate, *, created_by: str
 ) -> JournalEntry:
     """Refund a patient's credit balance (Dr patient A/R / Cr cash or refunds payable)."""
     return post_refund(
@@ -123,7 +123,7 @@ def refund(
         Decimal(body.amount),
         source_ref=_reference(body.reference),
         at=body.at or utcnow(),
-        currency=body.currency or currency,
+        currency=body.currency,
         payable=body.payable,
         created_by=created_by,
     )
@@ -166,15 +166,16 @@ def create_invoice(
 def create_payment(
     *,
     session: SessionDep,
-    settings: SettingsDep,
     user: BillingWriter,
     patient_id: PatientId,
     body: PaymentCreate,
 ) -> JournalEntryPublic:
-    """Post a payment by the patient (Dr cash / Cr patient A/R)."""
-    entry = take_payment(
-        session, patient_id, body, currency=settings.currency, created_by=user.subject
-    )
+    """Post a payment by the patient (Dr cash / Cr patient A/R).
+
+    422 when ``currency`` is not the ledger currency or ``at`` is in the future or before
+    billing started (see ``healthos_core.billing.money``); nothing is written then.
+    """
+    entry = take_payment(session, patient_id, body, created_by=user.subject)
     return JournalEntryPublic.from_entity(entry)
 
 
@@ -184,11 +185,13 @@ def create_payment(
 def create_refund(
     *,
     session: SessionDep,
-    settings: SettingsDep,
     user: BillingWriter,
     patient_id: PatientId,
     body: RefundCreate,
 ) -> JournalEntryPublic:
-    """Refund the patient's credit balance (an overpayment; 422 above it)."""
-    entry = refund(session, patient_id, body, currency=settings.currency, created_by=user.subject)
+    """Refund the patient's credit balance (an overpayment; 422 above it).
+
+    The same currency and date rules as a payment apply.
+    """
+    entry = refund(session, patient_id, body, created_by=user.subject)
     return JournalEntryPublic.from_entity(entry)

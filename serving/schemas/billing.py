@@ -887,7 +887,7 @@ class InvoiceCreate(BaseModel):
 
 
 class StatementLinePublic(BaseModel):
-    """One movement on the patient's account; ``balance`` runs (positive = owed)."""
+    """One movement on the patient's account; ``balance`` runs (+ owed, − credit)."""
 
     date: dt.date
     description: str | None = None
@@ -906,13 +906,18 @@ class StatementInvoicePublic(BaseModel):
 
 
 class StatementPublic(BaseModel):
-    """A patient statement: account activity, balance due (negative = credit) and aging."""
+    """A patient statement: account activity, balance due or credit balance, and aging.
+
+    ``balance_due`` (what the patient owes) and ``credit_balance`` (an overpayment held
+    for the patient, to refund or apply) are never negative and at most one is non-zero.
+    """
 
     patient_id: str
     as_of: dt.date
     currency: str | None = None
     lines: list[StatementLinePublic]
-    balance_due: str
+    balance_due: str = Field(description="Owed by the patient; never negative")
+    credit_balance: str = Field(description="Paid beyond what is owed (refundable); never negative")
     aging: dict[str, str]
     invoices: list[StatementInvoicePublic]
 
@@ -935,6 +940,7 @@ class StatementPublic(BaseModel):
                 for line in result["lines"]
             ],
             balance_due=money_text(result["balance_due"]),
+            credit_balance=money_text(result["credit_balance"]),
             aging={label: money_text(value) for label, value in result["aging"].items()},
             invoices=[
                 StatementInvoicePublic(
@@ -958,8 +964,16 @@ class PaymentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: PositiveAmount = Field(examples=["25.00"])
-    currency: CurrencyCode | None = Field(default=None, description="Default: the settings'")
-    at: AwareDatetime | None = Field(default=None, description="When received; default now")
+    currency: CurrencyCode | None = Field(
+        default=None,
+        description="Must be the ledger currency (HEALTHOS_CURRENCY, else the market's), "
+        "the default; another is refused (422)",
+    )
+    at: AwareDatetime | None = Field(
+        default=None,
+        description="When received; default now. Not in the future (5 minutes of clock "
+        "skew allowed), not before HEALTHOS_LEAKAGE_BILLING_START (422)",
+    )
     reference: SourceRef | None = None
     description: Annotated[str, Field(max_length=255)] | None = None
 
@@ -973,8 +987,12 @@ class RefundCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: PositiveAmount = Field(examples=["10.00"])
-    currency: CurrencyCode | None = None
-    at: AwareDatetime | None = None
+    currency: CurrencyCode | None = Field(
+        default=None, description="As for a payment: the ledger currency only"
+    )
+    at: AwareDatetime | None = Field(
+        default=None, description="When; default now. The same bounds as a payment's"
+    )
     reference: SourceRef | None = None
     payable: bool = False
 

@@ -130,6 +130,16 @@ def test_load_chargemaster_csv_is_idempotent_and_updates(
         (f"{SNOMED},X1,Sub-cent,1.005,USD,,,2024-01-01,", "unit_price", "more than 2 decimal"),
         (f"{SNOMED},X1,Infinite,Infinity,USD,,,2024-01-01,", "unit_price", "not a finite"),
         (f"{SNOMED},X1,Bad currency,10,US$,,,2024-01-01,", "currency", "ISO 4217"),
+        (
+            f"{SNOMED},X1,Euro,10,EUR,,,2024-01-01,",
+            "currency",
+            "'EUR' is refused: HealthOS keeps its money in USD",
+        ),
+        (
+            f"{SNOMED},X1,No currency,10,XXX,,,2024-01-01,",
+            "currency",
+            "'XXX' is refused: HealthOS keeps its money in USD",
+        ),
         (f"{SNOMED},X1,Bad date,10,USD,,,01/02/2024,", "effective_from", "YYYY-MM-DD"),
         (f"{SNOMED},X1,No start,10,USD,,,,", "effective_from", "is empty"),
         (f"{SNOMED},X1,Bad end,10,USD,,,2024-01-01,2024-13-01", "effective_to", "YYYY-MM-DD"),
@@ -738,7 +748,9 @@ def test_derive_chargemaster_takes_median_per_unit_price(session: Session) -> No
     assert derived["X"].description == "Thing"
 
 
-def test_derive_chargemaster_uses_majority_currency_and_skips_void_claims(session: Session) -> None:
+def test_derive_chargemaster_uses_only_the_ledger_currency_and_skips_void_claims(
+    session: Session,
+) -> None:
     with session.begin():
         patient = make_patient(session)
         for net, currency in [("100", "USD"), ("8000", "INR"), ("9000", "INR")]:
@@ -749,6 +761,13 @@ def test_derive_chargemaster_uses_majority_currency_and_skips_void_claims(sessio
                 currency=currency,
                 items=[{"code_system": SNOMED, "code": "X", "net": net}],
             )
+        make_claim(  # priced only in another currency: not derived
+            session,
+            patient_id=patient.id,
+            total="700",
+            currency="INR",
+            items=[{"code_system": SNOMED, "code": "ONLY-INR", "net": "700"}],
+        )
         make_claim(
             session,
             patient_id=patient.id,
@@ -766,7 +785,8 @@ def test_derive_chargemaster_uses_majority_currency_and_skips_void_claims(sessio
         assert derive_chargemaster_from_claims(session) == 1
 
     (entry,) = session.scalars(select(ChargemasterEntry))
-    assert (entry.code, entry.currency, entry.unit_price) == ("X", "INR", Decimal("8500.00"))
+    # most observations of X are in INR, but the ledger keeps USD: only USD prices count
+    assert (entry.code, entry.currency, entry.unit_price) == ("X", "USD", Decimal("100.00"))
 
 
 def test_derive_chargemaster_keeps_curated_revenue_code(session: Session) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import re
 from collections.abc import Iterator
@@ -49,6 +50,7 @@ from healthos_core.db import Base, make_engine
 from healthos_core.errors import ConflictError, InvalidInputError, NotFoundError
 from healthos_core.events import EventBus
 from healthos_core.record.service import record_procedure
+from healthos_core.settings import get_settings
 from tests.conftest import table_counts
 from tests.core.test_remittance import adj, denied_line, fhir_response, paid_line
 from tests.factories import (
@@ -252,7 +254,7 @@ def test_receivable_of_an_unknown_patient_or_payer_is_refused(session: Session) 
         )
 
 
-def test_an_account_keeps_one_currency(session: Session) -> None:
+def test_an_account_keeps_one_currency(session: Session, settings_env: pytest.MonkeyPatch) -> None:
     post_journal(
         session,
         kind="charge",
@@ -261,6 +263,9 @@ def test_an_account_keeps_one_currency(session: Session) -> None:
         currency="USD",
         lines=[debit("unbilled_ar", D("1.00")), credit("revenue", D("1.00"))],
     )
+    # the deployment's currency changes: accounts opened in USD still refuse INR
+    settings_env.setenv("HEALTHOS_CURRENCY", "INR")
+    get_settings.cache_clear()
     with pytest.raises(InvalidInputError, match="kept in USD, not INR"):
         post_journal(
             session,
@@ -270,6 +275,238 @@ def test_an_account_keeps_one_currency(session: Session) -> None:
             currency="INR",
             lines=[debit("unbilled_ar", D("1.00")), credit("revenue", D("1.00"))],
         )
+
+
+# ------------------------------------------------- one currency, sane dates (issue 9)
+
+
+def in_currency(settings_env: pytest.MonkeyPatch, currency: str | None) -> None:
+    """Make ``currency`` the deployment's (``None``: back to the market's, USD)."""
+    if currency is None:
+        settings_env.delenv("HEALTHOS_CURRENCY", raising=False)
+    else:
+        settings_env.setenv("HEALTHOS_CURRENCY", currency)
+    get_settings.cache_clear()
+
+
+def legacy_euro_claim(session: Session, settings_env: pytest.MonkeyPatch, patient_id: str) -> Claim:
+    """A claim charged to payer A/R in EUR before the one-currency rule (EUR was kept then)."""
+    in_currency(settings_env, "EUR")
+    charge = charge_item(session, patient_id, "80.00", currency="EUR")
+    claim = make_claim(
+        session,
+        patient_id=patient_id,
+        insurer_id=PAYER,
+        billing_status="submitted",
+        created=AT,
+        submitted_at=AT,
+        currency="EUR",
+        total="80.00",
+        items=[{"charge_item_id": charge.id, "net": "80.00", "code": "1", "code_system": SNOMED}],
+    )
+    post_claim_charge(session, claim)
+    in_currency(settings_env, None)
+    return claim
+
+
+def _pay(session: Session, patient_id: str, claim: Claim) -> None:
+    post_patient_payment(
+        session, patient_id, D("10"), source_ref="PaymentReconciliation/p", at=AT, currency="EUR"
+    )
+
+
+def _refund(session: Session, patient_id: str, claim: Claim) -> None:
+    post_refund(
+        session, patient_id, D("10"), source_ref="PaymentReconciliation/r", at=AT, currency="XXX"
+    )
+
+
+def _journal(session: Session, patient_id: str, claim: Claim) -> None:
+    post_journal(
+        session,
+        kind="patient_payment",
+        source_ref="PaymentReconciliation/j",
+        at=AT,
+        currency="EUR",
+        lines=two_lines("10.00", patient_id=patient_id),
+    )
+
+
+def _charge(session: Session, patient_id: str, claim: Claim) -> None:
+    charge_item(session, patient_id, "10.00", currency="EUR")
+
+
+def _claim(session: Session, patient_id: str, claim: Claim) -> None:
+    imported = make_claim(
+        session,
+        patient_id=patient_id,
+        insurer_id=PAYER,
+        billing_status="submitted",
+        currency="EUR",
+        total="10.00",
+        items=[{"code_system": SNOMED, "code": "1", "net": "10.00"}],
+    )
+    post_claim_charge(session, imported)
+
+
+def _write_off(session: Session, patient_id: str, claim: Claim) -> None:
+    write_off_claim(session, claim.id, actor="u1", reason="bad debt")
+
+
+def _remittance(session: Session, patient_id: str, claim: Claim) -> None:
+    response = fhir_response(claim.id, patient_id, {1: paid_line("80.00", "60.00")}, payer=PAYER)
+    euro = json.loads(json.dumps(response).replace('"currency": "USD"', '"currency": "EUR"'))
+    post_claim_response(session, euro)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [_pay, _refund, _journal, _charge, _claim, _write_off, _remittance],
+    ids=lambda f: f.__name__.strip("_"),
+)
+def test_money_in_another_currency_is_refused_on_every_ledger_path(
+    session: Session,
+    engine: Engine,
+    settings_env: pytest.MonkeyPatch,
+    people: tuple[str, str],
+    path: Any,
+) -> None:
+    patient_id, _ = people
+    claim = legacy_euro_claim(session, settings_env, patient_id)
+    session.commit()
+    before = table_counts(engine)
+    with pytest.raises(InvalidInputError, match=r"currency.* '(EUR|XXX)' is refused.* USD"):
+        path(session, patient_id, claim)
+    session.rollback()
+    assert table_counts(engine) == before
+    # and the ledger still takes the ledger currency from everyone
+    post_patient_payment(
+        session, patient_id, D("5"), source_ref="PaymentReconciliation/ok", at=AT, currency="USD"
+    )
+    assert account_balance(session, "cash") == D("5.00")
+
+
+def test_the_ledger_currency_follows_the_market(
+    session: Session, settings_env: pytest.MonkeyPatch, people: tuple[str, str]
+) -> None:
+    patient_id, _ = people
+    settings_env.setenv("HEALTHOS_MARKET", "IN")
+    get_settings.cache_clear()
+    entry = post_patient_payment(
+        session, patient_id, D("500"), source_ref="PaymentReconciliation/inr", at=AT, currency="INR"
+    )
+    assert {p.currency for p in entry.postings} == {"INR"}
+    with pytest.raises(
+        InvalidInputError, match="'USD' is refused: HealthOS keeps its money in INR"
+    ):
+        post_patient_payment(
+            session,
+            patient_id,
+            D("5"),
+            source_ref="PaymentReconciliation/usd",
+            at=AT,
+            currency="USD",
+        )
+
+
+def test_a_foreign_entry_posted_before_the_rule_can_still_be_reversed(
+    session: Session, settings_env: pytest.MonkeyPatch, people: tuple[str, str]
+) -> None:
+    patient_id, _ = people
+    in_currency(settings_env, "EUR")
+    wrong = post_patient_payment(
+        session, patient_id, D("10"), source_ref="PaymentReconciliation/eur", at=AT, currency="EUR"
+    )
+    in_currency(settings_env, None)
+    reversal = reverse_journal(session, wrong.id, reason="taken in the wrong currency")
+    assert {(p.currency, p.debit, p.credit) for p in reversal.postings} == {
+        ("EUR", D("0.00"), D("10.00")),
+        ("EUR", D("10.00"), D("0.00")),
+    }
+    assert account_balance(session, "cash") == D("0.00")
+
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+@pytest.mark.parametrize("post", [post_patient_payment, post_refund], ids=["payment", "refund"])
+@pytest.mark.parametrize(
+    ("at", "message"),
+    [
+        (dt.datetime(9999, 12, 31, tzinfo=dt.UTC), "is in the future"),
+        (NOW + dt.timedelta(hours=1), "is in the future"),
+        (dt.datetime(1900, 1, 1, tzinfo=dt.UTC), "is before 2011-01-01"),
+        (dt.datetime(2010, 12, 31, 23, 59, tzinfo=dt.UTC), "is before 2011-01-01"),
+    ],
+    ids=["9999-12-31", "in-an-hour", "1900-01-01", "before-billing-start"],
+)
+def test_payment_and_refund_times_must_be_sane(
+    session: Session,
+    engine: Engine,
+    people: tuple[str, str],
+    post: Any,
+    at: dt.datetime,
+    message: str,
+) -> None:
+    patient_id, _ = people
+    post_patient_payment(
+        session, patient_id, D("30"), source_ref="PaymentReconciliation/a", at=AT, currency="USD"
+    )
+    session.commit()
+    before = table_counts(engine)
+    with pytest.raises(InvalidInputError, match=f"^at .*{message}"):
+        post(
+            session,
+            patient_id,
+            D("10"),
+            source_ref="PaymentReconciliation/b",
+            at=at,
+            currency="USD",
+        )
+    session.rollback()
+    assert table_counts(engine) == before
+
+
+def test_payment_times_at_the_bounds_are_accepted(
+    session: Session, people: tuple[str, str]
+) -> None:
+    patient_id, _ = people
+    for number, at in enumerate(
+        [dt.datetime(2011, 1, 1, tzinfo=dt.UTC), dt.datetime.now(dt.UTC) + dt.timedelta(minutes=4)]
+    ):
+        post_patient_payment(
+            session,
+            patient_id,
+            D("1"),
+            source_ref=f"PaymentReconciliation/b{number}",
+            at=at,
+            currency="USD",
+        )
+    assert account_balance(session, patient_ar(patient_id)) == D("-2.00")
+
+
+def test_statement_shows_an_overpayment_as_a_credit_balance(
+    session: Session, people: tuple[str, str]
+) -> None:
+    patient_id, _ = people
+    post_patient_payment(
+        session, patient_id, D("30"), source_ref="PaymentReconciliation/c", at=AT, currency="USD"
+    )
+    credit_only = statement(session, patient_id, as_of=AT + dt.timedelta(days=1))
+    charge_item(session, patient_id, "45.00", occurred_at=AT + dt.timedelta(days=2))
+    post_journal(
+        session,
+        kind="charge",
+        source_ref="Invoice/self-pay",
+        at=AT + dt.timedelta(days=2),
+        currency="USD",
+        lines=[debit(patient_ar(patient_id), D("45.00")), credit("unbilled_ar", D("45.00"))],
+    )
+    owing = statement(session, patient_id, as_of=AT + dt.timedelta(days=3))
+
+    assert (credit_only["balance_due"], credit_only["credit_balance"]) == (D("0.00"), D("30.00"))
+    assert credit_only["lines"][-1]["balance"] == D("-30.00")
+    assert (owing["balance_due"], owing["credit_balance"]) == (D("15.00"), D("0.00"))
 
 
 def test_trial_balance_detects_an_entry_written_around_the_ledger(session: Session) -> None:
@@ -359,7 +596,7 @@ def charge_item(session: Session, patient_id: str, total: str, **kw: Any) -> Cha
         quantity=D(1),
         unit_price=D(total),
         total=D(total),
-        currency="USD",
+        currency=kw.pop("currency", "USD"),
         occurred_at=kw.pop("occurred_at", AT),
         entered_at=AT,
         **kw,

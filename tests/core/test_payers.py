@@ -499,7 +499,10 @@ def test_request_authorization_refuses_inconsistent_requests(session: Session) -
     assert session.scalar(select(func.count()).select_from(PriorAuthorization)) == 0
 
 
-def test_cashless_preauthorization_records_amounts_and_the_clock_times(session: Session) -> None:
+def test_cashless_preauthorization_records_amounts_and_the_clock_times(
+    session: Session, settings_env: pytest.MonkeyPatch
+) -> None:
+    settings_env.setenv("HEALTHOS_MARKET", "IN")  # an Indian hospital takes money in INR
     make_payers(session)
     patient = make_patient(session)
     encounter = make_encounter(session, patient=patient, class_code="IMP")

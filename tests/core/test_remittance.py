@@ -39,6 +39,7 @@ from healthos_core.billing.remittance import (
 )
 from healthos_core.errors import FhirValidationError
 from healthos_core.fhir.importer import import_document, import_paths
+from healthos_core.settings import get_settings
 from tests.conftest import table_counts
 from tests.factories import make_organization, make_patient, new_id
 
@@ -723,3 +724,41 @@ def test_post_835_rejections_write_nothing(
     session.rollback()
     assert session.scalar(select(func.count()).select_from(JournalEntry)) == 1  # the charge
     assert session.scalar(select(func.count()).select_from(ClaimResponse)) == 0
+
+
+# ------------------------------------------------- one currency (issue 9, item 1)
+
+
+def in_euro(resource: dict[str, Any]) -> dict[str, Any]:
+    """The same FHIR resource with every amount in EUR."""
+    return dict(json.loads(json.dumps(resource).replace('"currency": "USD"', '"currency": "EUR"')))
+
+
+@pytest.mark.parametrize("path", ["ClaimResponse", "835", "imported Claim"])
+def test_remittance_and_imported_claims_in_another_currency_are_refused(
+    session: Session, engine: Engine, settings_env: pytest.MonkeyPatch, tmp_path: Path, path: str
+) -> None:
+    world = World(session)
+    # a claim that entered the ledger in EUR before the one-currency rule
+    settings_env.setenv("HEALTHOS_CURRENCY", "EUR")
+    get_settings.cache_clear()
+    claim_id = new_id()
+    import_document(
+        session, in_euro(fhir_claim(claim_id, world.patient.id, ["125.00", "200.00"], pcn="PCN001"))
+    )
+    settings_env.delenv("HEALTHOS_CURRENCY")
+    get_settings.cache_clear()
+    session.commit()
+    before = table_counts(engine)
+
+    with pytest.raises(FhirValidationError, match=r"currency.*'EUR' is refused.* in USD"):
+        if path == "ClaimResponse":
+            lines = {1: paid_line("125.00", "40.00"), 2: paid_line("200.00", "72.50")}
+            import_document(session, in_euro(fhir_response(claim_id, world.patient.id, lines)))
+        elif path == "835":
+            (tmp_path / "remit.835").write_text(SAMPLE_835, encoding="ascii")
+            post_835(session, tmp_path / "remit.835")
+        else:
+            import_document(session, in_euro(fhir_claim(new_id(), world.patient.id, ["10.00"])))
+    session.rollback()
+    assert table_counts(engine) == before

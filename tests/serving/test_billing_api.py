@@ -590,7 +590,10 @@ def test_authorization_requests_are_validated(client: TestClient, record: Record
     assert unknown.status_code == 404
 
 
-def test_india_cashless_clocks_show_due_time_and_breach(client: TestClient, record: Record) -> None:
+def test_india_cashless_clocks_show_due_time_and_breach(
+    client: TestClient, record: Record, settings_env: pytest.MonkeyPatch
+) -> None:
+    settings_env.setenv("HEALTHOS_MARKET", "IN")  # an Indian hospital takes money in INR
     t0 = dt.datetime(2024, 8, 1, 10, 0, tzinfo=dt.UTC)
     body = {
         "patient_id": record.patient_id,
@@ -1253,7 +1256,11 @@ def test_invoice_payment_statement_and_refund(client: TestClient, record: Record
     statement = client.get(f"{patient}/statement", headers=auth("admin"))
     assert statement.status_code == 200
     body = statement.json()
-    assert (body["balance_due"], body["currency"]) == ("-10.00", "USD")  # 10.00 overpaid
+    assert (body["balance_due"], body["credit_balance"], body["currency"]) == (
+        "0.00",
+        "10.00",  # overpaid: a credit balance, never a negative balance due
+        "USD",
+    )
     assert [(line["charges"], line["credits"], line["balance"]) for line in body["lines"]] == [
         ("25.00", "0.00", "25.00"),
         ("0.00", "35.00", "-10.00"),
@@ -1265,7 +1272,7 @@ def test_invoice_payment_statement_and_refund(client: TestClient, record: Record
     assert (too_much.status_code, too_much.json()["code"]) == (422, "invalid-input")
     assert refund.status_code == 201 and refund.json()["kind"] == "refund"
     after = client.get(f"{patient}/statement", headers=FINANCE).json()
-    assert after["balance_due"] == "0.00"
+    assert (after["balance_due"], after["credit_balance"]) == ("0.00", "0.00")
     assert client.get(f"{API}/ledger/trial-balance", headers=FINANCE).json()["balanced"] is True
 
 
