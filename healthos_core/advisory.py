@@ -1,8 +1,10 @@
 """Stored suggestions and the audited actions people take on them.
 
 ``reasoning`` produces suggestions; this module persists them so a clinician or
-biller can acknowledge, act on or dismiss each one. Suggestions never change the
-record; the actions on them are appended, never edited.
+biller can acknowledge, act on or dismiss each one, or add a note. Suggestions never
+change the record; the actions on them are appended, never edited. The lifecycle
+(:data:`TRANSITIONS`) is drawn in ``docs/suggestions.md``; who may act is
+:mod:`healthos_core.access`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload
 
+from healthos_core.access import AUDIENCES, actionable_audiences, readable_audiences
 from healthos_core.db import Base, utcnow
 from healthos_core.errors import (
     ConflictError,
@@ -114,17 +117,27 @@ class SuggestionAction(Base):
 # of ``reasoning.Suggestion`` is accepted, as :class:`SuggestionLike` describes.
 # --------------------------------------------------------------------------------------
 
-#: Who a suggestion can be for (``reasoning.Audience`` values).
-AUDIENCES: tuple[str, ...] = ("clinician", "nurse", "finance", "operations", "leadership")
 #: Card indicators, most urgent first: the worklist order.
 SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
-#: What a person can do with a suggestion, and the status each action sets.
+#: The actions that change a suggestion's status, and the status each sets.
 ACTION_STATUS: dict[str, SuggestionStatus] = {
     "acknowledge": SuggestionStatus.ACKNOWLEDGED,
     "act": SuggestionStatus.ACTED,
     "dismiss": SuggestionStatus.DISMISSED,
 }
-SuggestionActionName = Literal["acknowledge", "act", "dismiss"]
+#: An action that records a note and never changes the status (allowed in every status).
+NOTE: Literal["note"] = "note"
+SuggestionActionName = Literal["acknowledge", "act", "dismiss", "note"]
+#: Every action a person can take on a suggestion.
+ACTIONS: tuple[str, ...] = (*ACTION_STATUS, NOTE)
+#: The lifecycle: for each status, the status-changing actions allowed from it. Acted
+#: and dismissed suggestions are closed: only a note can follow (docs/suggestions.md).
+TRANSITIONS: dict[SuggestionStatus, frozenset[str]] = {
+    SuggestionStatus.OPEN: frozenset({"acknowledge", "act", "dismiss"}),
+    SuggestionStatus.ACKNOWLEDGED: frozenset({"act", "dismiss"}),
+    SuggestionStatus.ACTED: frozenset(),
+    SuggestionStatus.DISMISSED: frozenset(),
+}
 
 _MAX_PAGE = 1000
 _IN_CHUNK = 500
@@ -532,6 +545,9 @@ def get_suggestion(
 ) -> SuggestionRecord:
     """Return one stored suggestion with its actions (oldest first).
 
+    A suggestion outside ``audiences`` is reported exactly like a missing one, so the
+    answer does not reveal that it exists (or whom it is for).
+
     Parameters
     ----------
     session : sqlalchemy.orm.Session
@@ -539,7 +555,8 @@ def get_suggestion(
     suggestion_id : str
         The suggestion's id.
     audiences : collection of str, optional
-        The audiences the caller may see; ``None`` means all.
+        The audiences the caller may see
+        (:func:`healthos_core.access.readable_audiences`); ``None`` means all.
 
     Returns
     -------
@@ -549,22 +566,15 @@ def get_suggestion(
     Raises
     ------
     NotFoundError
-        If no suggestion has this id.
-    PermissionDeniedError
-        If the suggestion's audience is not in ``audiences``.
+        If no suggestion has this id, or its audience is not in ``audiences``.
     """
     record = session.scalar(
         select(SuggestionRecord)
         .where(SuggestionRecord.id == suggestion_id)
         .options(selectinload(SuggestionRecord.actions))
     )
-    if record is None:
+    if record is None or (audiences is not None and record.audience not in audiences):
         raise NotFoundError(f"no suggestion with id {suggestion_id!r}")
-    if audiences is not None and record.audience not in audiences:
-        raise PermissionDeniedError(
-            f"suggestion {suggestion_id!r} is for the {record.audience} audience, "
-            "which this role may not see"
-        )
     return record
 
 
@@ -576,19 +586,24 @@ def act_on_suggestion(
     actor: str,
     role: str,
     reason: str | None = None,
-    audiences: Collection[str] | None = None,
     at: dt.datetime | None = None,
     outcome: str | None = None,
 ) -> SuggestionRecord:
-    """Record that a person acknowledged, acted on or dismissed a suggestion.
+    """Record that a person acknowledged, acted on, dismissed or annotated a suggestion.
 
-    Sets the suggestion's status, ``status_by``, ``status_at`` and ``status_reason``,
-    and appends a :class:`SuggestionAction` (the audit trail, never edited). The
-    record itself is never changed: acting on a suggestion is the person's decision.
+    A status-changing action (:data:`ACTION_STATUS`) sets the suggestion's status,
+    ``status_by``, ``status_at`` and ``status_reason``; a ``note`` changes none of them.
+    Either way a :class:`SuggestionAction` is appended (the audit trail, never edited).
+    The record itself is never changed: acting on a suggestion is the person's decision.
 
-    Allowed transitions: an open or acknowledged suggestion can be acknowledged,
-    acted on or dismissed; an acted-on suggestion can be acted on again or dismissed;
-    a dismissed suggestion is closed.
+    The lifecycle (:data:`TRANSITIONS`, ``docs/suggestions.md``): an open suggestion can
+    be acknowledged, acted on or dismissed; an acknowledged one acted on or dismissed.
+    Acted and dismissed suggestions are closed: nobody can move them again, so one
+    person's decision is never overwritten by another's; a ``note`` is allowed in every
+    status.
+
+    Who may act is :data:`healthos_core.access.ROLE_ACT_AUDIENCES`, the same rule for
+    every caller (the API, the finance worklist): ``admin`` may act on nothing.
 
     Parameters
     ----------
@@ -596,17 +611,16 @@ def act_on_suggestion(
         The caller's session; flushed, not committed.
     suggestion_id : str
         The suggestion's id.
-    action : {"acknowledge", "act", "dismiss"}
+    action : {"acknowledge", "act", "dismiss", "note"}
         What the person did.
     actor : str
         Who did it (a user or token subject; not a secret).
     role : str
-        The role they acted in (``clinician``, ``finance`` …).
+        The role they acted in (``clinician``, ``finance`` …); it decides which
+        audiences they may act for.
     reason : str, optional
-        Why. Required to dismiss unless an ``outcome`` says why; blank text counts as
-        none.
-    audiences : collection of str, optional
-        The audiences the actor may act for; ``None`` means all.
+        Why (for a note: the note). Required to dismiss or to note unless an
+        ``outcome`` says it; blank text counts as none.
     at : datetime, optional
         Aware time of the action; default now (UTC).
     outcome : str, optional
@@ -621,19 +635,20 @@ def act_on_suggestion(
 
     Raises
     ------
-    NotFoundError
-        If no suggestion has this id.
     InvalidInputError
         If the action is unknown, ``actor`` or ``role`` is blank, ``outcome`` is too
-        long, or a dismissal has neither a reason nor an outcome.
+        long, or a dismissal or note has neither a reason nor an outcome.
     PermissionDeniedError
-        If the suggestion's audience is not in ``audiences``.
+        If the role may act on no suggestion (``admin``), or may read this one but not
+        act on it (``leadership`` on a finance suggestion).
+    NotFoundError
+        If no suggestion has this id, or the role may not read it (the same answer).
     ConflictError
-        If the suggestion was dismissed, or if acknowledging would move an acted-on
-        suggestion back.
+        If the suggestion's status does not allow the action (a closed suggestion, or
+        acknowledging twice); the message names the status, who set it and when.
     """
-    if action not in ACTION_STATUS:
-        raise InvalidInputError(f"unknown action {action!r}: use one of {sorted(ACTION_STATUS)}")
+    if action not in ACTIONS:
+        raise InvalidInputError(f"unknown action {action!r}: use one of {sorted(ACTIONS)}")
     actor = actor.strip()
     role = role.strip()
     if not actor or not role:
@@ -647,25 +662,31 @@ def act_on_suggestion(
         _check_action_length("outcome", outcome)
     if action == "dismiss" and reason is None and outcome is None:
         raise InvalidInputError("dismissing a suggestion needs a reason: say why it does not apply")
+    if action == NOTE and reason is None and outcome is None:
+        raise InvalidInputError("a note on a suggestion needs its text in 'reason'")
     if at is None:
         at = utcnow()
     elif at.tzinfo is None or at.utcoffset() is None:
         raise InvalidInputError("the time of an action must be timezone-aware")
-    record = get_suggestion(session, suggestion_id, audiences=audiences)
-    if record.status == SuggestionStatus.DISMISSED:
-        raise ConflictError(
-            f"suggestion {suggestion_id!r} was dismissed and is closed; "
-            "it reopens only if a scorer raises it again with new evidence"
+    may_act = actionable_audiences(role)
+    if not may_act:
+        raise PermissionDeniedError(
+            f"the {role} role may not acknowledge, act on, dismiss or annotate suggestions: "
+            "a professional of the suggestion's audience decides"
         )
-    if record.status == SuggestionStatus.ACTED and action == "acknowledge":
-        raise ConflictError(
-            f"suggestion {suggestion_id!r} was already acted on; "
-            "acknowledging it would move it back"
+    record = get_suggestion(session, suggestion_id, audiences=readable_audiences(role))
+    if record.audience not in may_act:
+        raise PermissionDeniedError(
+            f"the {role} role may read but not act on {record.audience} suggestions"
         )
-    record.status = ACTION_STATUS[action].value
-    record.status_by = actor
-    record.status_at = at
-    record.status_reason = reason
+    status = SuggestionStatus(record.status)
+    if action != NOTE and action not in TRANSITIONS[status]:
+        raise ConflictError(_refusal(record, action))
+    if action != NOTE:
+        record.status = ACTION_STATUS[action].value
+        record.status_by = actor
+        record.status_at = at
+        record.status_reason = reason
     record.actions.append(
         SuggestionAction(
             action=action, actor=actor, role=role, reason=reason, outcome=outcome, at=at
@@ -673,6 +694,19 @@ def act_on_suggestion(
     )
     session.flush()
     return record
+
+
+def _refusal(record: SuggestionRecord, action: str) -> str:
+    """Say why ``action`` is refused: the status, who set it, when, and what is allowed."""
+    when = record.status_at.isoformat() if record.status_at else "an unknown time"
+    moves = TRANSITIONS[SuggestionStatus(record.status)]
+    allowed = [*sorted(moves), NOTE]
+    closed = "" if moves else "; it is closed"
+    return (
+        f"cannot {action} suggestion {record.id!r}: it is {record.status} "
+        f"(by {record.status_by or 'unknown'} at {when}){closed}; "
+        f"allowed now: {', '.join(allowed)}"
+    )
 
 
 def _check_action_length(field: str, value: str) -> None:

@@ -208,7 +208,8 @@ def _statuses_at(session: Session, ids: Sequence[str], as_of: dt.datetime) -> di
             .where(SuggestionAction.suggestion_id.in_(chunk), SuggestionAction.at <= as_of)
             .order_by(SuggestionAction.at, SuggestionAction.id)
         ):
-            status[sid] = ACTION_STATUS[action].value if action in ACTION_STATUS else "open"
+            if action in ACTION_STATUS:  # a note leaves the status as it was
+                status[sid] = ACTION_STATUS[action].value
     return status
 
 

@@ -22,8 +22,15 @@ The outcome itself is kept verbatim in its own audited column,
 :attr:`healthos_core.advisory.SuggestionAction.outcome` (migration 0004), beside who,
 in which role and when; the biller's note is the action's ``reason``. A column rather
 than text in ``reason`` so the outcomes can be counted (:mod:`reasoning.finance.summary`)
-without parsing notes. An acted-on item can be worked again (fixed, then resubmitted,
-then appealed); an accepted (dismissed) item is closed.
+without parsing notes.
+
+The suggestion lifecycle is the advisory one (``docs/suggestions.md``), with the same
+rule for who may act (:mod:`healthos_core.access`: the finance role; not ``admin``). The
+first ``fixed``/``resubmitted``/``appealed`` closes the item as acted; later steps of
+the same work (fixed, then resubmitted, then appealed) are recorded as ``note`` actions
+with their outcome, so the item stays acted by the biller who first worked it. An
+``accepted`` on an acted item would dismiss a closed suggestion and is refused (409), as
+is any outcome on an accepted (dismissed) item.
 
 This module reads suggestions and claims and writes only the audited action; it never
 changes a claim (the advisory principle, SPEC §1).
@@ -41,6 +48,7 @@ from sqlalchemy import ColumnElement, String, func, literal, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from healthos_core.advisory import (
+    NOTE,
     SuggestionActionName,
     SuggestionRecord,
     SuggestionStatus,
@@ -122,9 +130,9 @@ def expected_loss(probability: float | None, amount: Decimal | None) -> Decimal 
 class WorklistAction:
     """One audited worklist action: who, in which role, when, what came of it, the note.
 
-    ``action`` is the advisory action (``acknowledge``/``act``/``dismiss``); ``outcome``
-    is ``None`` for actions taken outside the worklist (e.g. an acknowledge through the
-    suggestions API).
+    ``action`` is the advisory action (``acknowledge``/``act``/``dismiss``/``note``);
+    ``outcome`` is ``None`` for actions taken outside the worklist (e.g. an acknowledge
+    through the suggestions API).
     """
 
     action: str
@@ -492,7 +500,9 @@ def record_worklist_action(
 
     Appends a :class:`~healthos_core.advisory.SuggestionAction` with the advisory action
     of the outcome (:data:`OUTCOME_ACTION`), the outcome verbatim, the actor, role, time
-    and note, and sets the suggestion's status. The claim itself is not changed.
+    and note, and sets the suggestion's status. On an item already acted on, a further
+    fixed/resubmitted/appealed is a follow-up: recorded as a ``note`` action with its
+    outcome, the status untouched. The claim itself is not changed.
 
     Parameters
     ----------
@@ -505,7 +515,8 @@ def record_worklist_action(
     actor : str
         Who did it (a user or token subject; not a secret).
     role : str
-        The role they acted in (e.g. ``finance``).
+        The role they acted in: one that may act on finance suggestions
+        (:func:`healthos_core.access.roles_acting_for`).
     note : str, optional
         Free-text note, kept as the action's reason (at most as long as the API allows).
     at : datetime, optional
@@ -521,20 +532,26 @@ def record_worklist_action(
     InvalidInputError
         If ``outcome`` is not one of :data:`OUTCOMES`, ``actor``/``role`` is blank or
         ``at`` is naive. Nothing is written.
+    PermissionDeniedError
+        If the role may not act on finance suggestions (``admin``, ``leadership`` …).
     NotFoundError
         If no denial-risk suggestion has this id.
     ConflictError
-        If the item was already closed as ``accepted`` (or dismissed otherwise).
+        If the item was closed as ``accepted`` (or dismissed otherwise), or is
+        ``accepted`` after being acted on.
     """
     if outcome not in OUTCOME_ACTION:
         raise InvalidInputError(
             f"unknown worklist outcome {outcome!r}: use one of {', '.join(OUTCOMES)}"
         )
-    _denial_record(session, suggestion_id)
+    record = _denial_record(session, suggestion_id)
+    action: SuggestionActionName = OUTCOME_ACTION[outcome]
+    if action == "act" and record.status == SuggestionStatus.ACTED:
+        action = NOTE  # a further step of work already done: the item stays as it is
     act_on_suggestion(
         session,
         suggestion_id,
-        action=OUTCOME_ACTION[outcome],
+        action=action,
         actor=actor,
         role=role,
         reason=note,

@@ -13,9 +13,13 @@ role        worklist, summary (GET)  worklist actions (POST)
 =========== ======================= =====================
 finance     yes                     yes
 leadership  yes                     403
-admin       yes                     yes
+admin       yes                     403
 others      403                     403
 =========== ======================= =====================
+
+Who may record an outcome is the suggestions rule (:mod:`healthos_core.access`): the
+roles that may act on finance suggestions. ``admin``, barred from acting on suggestions,
+is barred here too; the lifecycle is the advisory one (``docs/suggestions.md``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
+from healthos_core.access import roles_acting_for
 from reasoning.finance.summary import finance_summary
 from reasoning.finance.worklist import OPEN_STATUSES, record_worklist_action, worklist_page
 from serving.deps import Principal, SessionDep, require_roles
@@ -39,7 +44,8 @@ from serving.schemas.finance import (
 from serving.schemas.suggestions import StatusName
 
 FINANCE_READ_ROLES = ("finance", "leadership", "admin")
-FINANCE_ACT_ROLES = ("finance", "admin")
+#: The roles that may act on finance suggestions (the one rule; not admin).
+FINANCE_ACT_ROLES = roles_acting_for("finance")
 
 FinanceReader = Annotated[Principal, Depends(require_roles(*FINANCE_READ_ROLES))]
 FinanceActor = Annotated[Principal, Depends(require_roles(*FINANCE_ACT_ROLES))]
@@ -97,7 +103,9 @@ def record_action(
     """Record the outcome of working a claim (fixed, resubmitted, appealed, accepted).
 
     ``accepted`` closes the item (the suggestion is dismissed); the others mark it acted
-    on, and it can be worked again. The response is the item with its audit trail.
+    on, and later steps of the same work are recorded as notes with their outcome
+    (``accepted`` after acting, or anything after ``accepted``, is 409). The response is
+    the item with its audit trail.
     """
     item = record_worklist_action(
         session,

@@ -1,8 +1,12 @@
 """Suggestions: worklists by audience, one suggestion with its audit trail, and actions.
 
-Acknowledge, act and dismiss are recorded with who, in which role, when and why.
+Acknowledge, act, dismiss and note are recorded with who, in which role, when and why.
+The lifecycle (acted and dismissed suggestions are closed; a later action is 409, a
+note is always allowed) is :data:`healthos_core.advisory.TRANSITIONS`, drawn in
+``docs/suggestions.md``.
 
-Who may see and act on which audience's suggestions:
+Who may see and act on which audience's suggestions (:mod:`healthos_core.access`, the
+one definition the finance worklist uses too):
 
 ============== ======================================= ===========================
 role           reads audiences                         acts on audiences
@@ -15,6 +19,9 @@ leadership     leadership, operations, finance         leadership
 admin          all                                     none (a professional decides)
 others         none (403)                              none (403)
 ============== ======================================= ===========================
+
+A suggestion the caller's role may not read answers exactly like a missing one (404
+with the same problem), on read and on every action, so the answer does not reveal it.
 """
 
 from __future__ import annotations
@@ -25,8 +32,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy.orm import Session
 
+from healthos_core.access import actionable_audiences, readable_audiences
 from healthos_core.advisory import (
-    AUDIENCES,
     SuggestionActionName,
     act_on_suggestion,
     get_suggestion,
@@ -44,23 +51,6 @@ from serving.schemas.suggestions import (
     SuggestionsPublic,
 )
 
-_CLINICAL = frozenset({"clinician", "nurse"})
-ROLE_READ_AUDIENCES: dict[str, frozenset[str]] = {
-    "clinician": _CLINICAL,
-    "nurse": _CLINICAL,
-    "finance": frozenset({"finance"}),
-    "operations": frozenset({"operations"}),
-    "leadership": frozenset({"leadership", "operations", "finance"}),
-    "admin": frozenset(AUDIENCES),
-}
-ROLE_ACT_AUDIENCES: dict[str, frozenset[str]] = {
-    "clinician": _CLINICAL,
-    "nurse": _CLINICAL,
-    "finance": frozenset({"finance"}),
-    "operations": frozenset({"operations"}),
-    "leadership": frozenset({"leadership"}),
-}
-
 router = APIRouter(prefix="/suggestions", tags=["suggestions"])
 
 SuggestionId = Annotated[str, Path(min_length=1, max_length=64, description="Suggestion id")]
@@ -76,18 +66,19 @@ class AudienceAccess:
 
 def reader_access(user: CurrentUser) -> AudienceAccess:
     """Return the audiences the caller may read; 403 if none."""
-    audiences = ROLE_READ_AUDIENCES.get(user.role, frozenset())
+    audiences = readable_audiences(user.role)
     if not audiences:
         raise PermissionDeniedError(f"the {user.role} role may not read suggestions")
     return AudienceAccess(principal=user, audiences=audiences)
 
 
 def actor_access(user: CurrentUser) -> AudienceAccess:
-    """Return the audiences the caller may act for; 403 if none."""
-    audiences = ROLE_ACT_AUDIENCES.get(user.role, frozenset())
+    """Return the audiences the caller may act for; 403 if none (e.g. ``admin``)."""
+    audiences = actionable_audiences(user.role)
     if not audiences:
         raise PermissionDeniedError(
-            f"the {user.role} role may not acknowledge, act on or dismiss suggestions"
+            f"the {user.role} role may not acknowledge, act on, dismiss or annotate "
+            "suggestions: a professional of the suggestion's audience decides"
         )
     return AudienceAccess(principal=user, audiences=audiences)
 
@@ -168,7 +159,6 @@ def _act(
         actor=access.principal.subject,
         role=access.principal.role,
         reason=None if body is None else body.reason,
-        audiences=access.audiences,
     )
     return SuggestionDetailPublic.from_entity(record)
 
@@ -205,5 +195,17 @@ def dismiss_suggestion(
     suggestion_id: SuggestionId,
     body: SuggestionActionCreate | None = None,
 ) -> SuggestionDetailPublic:
-    """Dismiss a suggestion; the body's ``reason`` is required (422 without it)."""
+    """Dismiss an open or acknowledged suggestion; ``reason`` is required (422 without it)."""
     return _act(session, access, suggestion_id, "dismiss", body)
+
+
+@router.post("/{suggestion_id}/note", response_model=SuggestionDetailPublic)
+def note_on_suggestion(
+    *,
+    session: SessionDep,
+    access: ActorDep,
+    suggestion_id: SuggestionId,
+    body: SuggestionActionCreate | None = None,
+) -> SuggestionDetailPublic:
+    """Add a note (``reason``, required) in any status; the status is not changed."""
+    return _act(session, access, suggestion_id, "note", body)

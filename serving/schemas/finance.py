@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from reasoning.finance.worklist import WorklistItem
-from serving.schemas.suggestions import FactorPublic, SeverityName, StatusName
+from serving.schemas.suggestions import ActionName, FactorPublic, SeverityName, StatusName
 
 OutcomeName = Literal["fixed", "resubmitted", "appealed", "accepted"]
 DenialReasonName = Literal[
@@ -42,7 +42,7 @@ class WorklistActionCreate(BaseModel):
 class WorklistActionPublic(BaseModel):
     """One audited action on a worklist item: who, in which role, when, outcome, note."""
 
-    action: Literal["acknowledge", "act", "dismiss"]
+    action: ActionName
     outcome: OutcomeName | None = Field(
         default=None, description="None for actions taken outside the worklist"
     )

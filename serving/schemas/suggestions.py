@@ -12,7 +12,7 @@ from healthos_core.advisory import SuggestionRecord
 AudienceName = Literal["clinician", "nurse", "finance", "operations", "leadership"]
 SeverityName = Literal["info", "warning", "critical"]
 StatusName = Literal["open", "acknowledged", "acted", "dismissed"]
-ActionName = Literal["acknowledge", "act", "dismiss"]
+ActionName = Literal["acknowledge", "act", "dismiss", "note"]
 
 
 class FactorPublic(BaseModel):
@@ -46,7 +46,7 @@ class SuggestionPublic(BaseModel):
 
     ``amount_at_stake`` is a decimal string in ``currency`` (never a float).
     ``status_by``/``status_at``/``status_reason`` say who last acknowledged, acted
-    on or dismissed it, when and why.
+    on or dismissed it, when and why (a note changes none of them).
     """
 
     id: str
@@ -107,7 +107,7 @@ class SuggestionPublic(BaseModel):
 
 
 class SuggestionActionCreate(BaseModel):
-    """Body of acknowledge / act / dismiss: why (required to dismiss)."""
+    """Body of acknowledge / act / dismiss / note: why (required to dismiss; the note's text)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -381,9 +381,9 @@ def test_act_on_suggestion_records_who_when_why_and_audits(session: Session) -> 
     record = act_on_suggestion(
         session,
         suggestion.id,
-        action="dismiss",
-        actor="dr-b",
-        role="clinician",
+        action="note",
+        actor="nurse-a",
+        role="nurse",
         reason="resolved after fluids",
         at=t3,
     )
@@ -392,15 +392,15 @@ def test_act_on_suggestion_records_who_when_why_and_audits(session: Session) -> 
 
     record = get_suggestion(session, suggestion.id)
     assert (record.status, record.status_by, record.status_at, record.status_reason) == (
-        "dismissed",
+        "acted",
         "dr-b",
-        t3,
-        "resolved after fluids",
+        t2,
+        "reviewed, fluids started",
     )
     assert [(a.action, a.actor, a.role, a.reason, a.at) for a in record.actions] == [
         ("acknowledge", "nurse-a", "nurse", None, t1),
         ("act", "dr-b", "clinician", "reviewed, fluids started", t2),
-        ("dismiss", "dr-b", "clinician", "resolved after fluids", t3),
+        ("note", "nurse-a", "nurse", "resolved after fluids", t3),
     ]
 
 
@@ -459,22 +459,6 @@ def test_act_on_suggestion_does_not_move_acted_back_to_acknowledged(session: Ses
     assert get_suggestion(session, suggestion.id).status == "acted"
 
 
-def test_act_on_suggestion_checks_audience(session: Session) -> None:
-    save_suggestions(session, [PlainSuggestion(id="fin-1")])
-
-    with pytest.raises(PermissionDeniedError):
-        act_on_suggestion(
-            session,
-            "fin-1",
-            action="acknowledge",
-            actor="n",
-            role="nurse",
-            audiences={"nurse", "clinician"},
-        )
-    with pytest.raises(PermissionDeniedError):
-        get_suggestion(session, "fin-1", audiences={"nurse"})
-
-
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -490,3 +474,157 @@ def test_act_on_suggestion_refuses_bad_arguments(session: Session, kwargs: dict[
 
     with pytest.raises(InvalidInputError):
         act_on_suggestion(session, suggestion.id, **kwargs)
+
+
+# --- the lifecycle: every (status, action) pair (docs/suggestions.md) -----------------
+
+#: How a suggestion gets into each status before the tested action: who did it, in which
+#: role, with which reason.
+SETUP: dict[str, tuple[str, str, str, str | None] | None] = {
+    "open": None,
+    "acknowledged": ("acknowledge", "nurse-a", "nurse", None),
+    "acted": ("act", "dr-b", "clinician", "escalated to outreach"),
+    "dismissed": ("dismiss", "dr-b", "clinician", "known COPD, target SpO2 88-92%"),
+}
+#: (status before, action) → status after, or ``None`` when the action is refused (409).
+TRANSITIONS: dict[tuple[str, str], str | None] = {
+    ("open", "acknowledge"): "acknowledged",
+    ("open", "act"): "acted",
+    ("open", "dismiss"): "dismissed",
+    ("open", "note"): "open",
+    ("acknowledged", "acknowledge"): None,
+    ("acknowledged", "act"): "acted",
+    ("acknowledged", "dismiss"): "dismissed",
+    ("acknowledged", "note"): "acknowledged",
+    ("acted", "acknowledge"): None,
+    ("acted", "act"): None,
+    ("acted", "dismiss"): None,
+    ("acted", "note"): "acted",
+    ("dismissed", "acknowledge"): None,
+    ("dismissed", "act"): None,
+    ("dismissed", "dismiss"): None,
+    ("dismissed", "note"): "dismissed",
+}
+
+
+@pytest.mark.parametrize(("before", "action"), sorted(TRANSITIONS))
+def test_every_lifecycle_transition(session: Session, before: str, action: str) -> None:
+    suggestion = make_suggestion()
+    save_suggestions(session, [suggestion])
+    t1, t2 = T0 + dt.timedelta(minutes=5), T0 + dt.timedelta(minutes=30)
+    setup = SETUP[before]
+    if setup is not None:
+        first, actor, role, reason = setup
+        act_on_suggestion(
+            session,
+            suggestion.id,
+            action=first,  # type: ignore[arg-type]
+            actor=actor,
+            role=role,
+            reason=reason,
+            at=t1,
+        )
+    record = get_suggestion(session, suggestion.id)
+    status_before = (record.status, record.status_by, record.status_at, record.status_reason)
+    actions_before = len(record.actions)
+    after = TRANSITIONS[(before, action)]
+
+    def later() -> SuggestionRecord:
+        return act_on_suggestion(
+            session,
+            suggestion.id,
+            action=action,  # type: ignore[arg-type]
+            actor="nurse-c",
+            role="nurse",
+            reason="second opinion",
+            at=t2,
+        )
+
+    if after is None:
+        with pytest.raises(ConflictError) as refused:
+            later()
+        message = str(refused.value)
+        assert before in message  # the current status
+        assert "nurse-a" in message or "dr-b" in message  # who set it
+        assert t1.isoformat() in message  # and when
+        record = get_suggestion(session, suggestion.id)
+        assert (record.status, record.status_by, record.status_at, record.status_reason) == (
+            status_before
+        )
+        assert len(record.actions) == actions_before
+        return
+    record = later()
+    assert record.status == after
+    assert [a.action for a in record.actions][-1] == action
+    assert (record.actions[-1].actor, record.actions[-1].reason) == ("nurse-c", "second opinion")
+    if action == "note":  # a note never changes the status, nor who set it, nor why
+        assert (record.status, record.status_by, record.status_at, record.status_reason) == (
+            status_before
+        )
+    else:
+        assert (record.status_by, record.status_at, record.status_reason) == (
+            "nurse-c",
+            t2,
+            "second opinion",
+        )
+
+
+def test_the_transition_table_covers_every_status_and_action() -> None:
+    statuses = {s.value for s in SuggestionStatus}
+    assert {before for before, _ in TRANSITIONS} == statuses
+    assert {action for _, action in TRANSITIONS} == {"acknowledge", "act", "dismiss", "note"}
+    assert len(TRANSITIONS) == len(statuses) * 4
+
+
+@pytest.mark.parametrize("reason", [None, "  "])
+def test_a_note_needs_text(session: Session, reason: str | None) -> None:
+    suggestion = make_suggestion()
+    save_suggestions(session, [suggestion])
+
+    with pytest.raises(InvalidInputError, match="note"):
+        act_on_suggestion(
+            session, suggestion.id, action="note", actor="n", role="nurse", reason=reason
+        )
+
+    assert get_suggestion(session, suggestion.id).actions == []
+
+
+def test_admin_may_not_act_on_any_suggestion(session: Session) -> None:
+    nurse, finance = make_suggestion(), PlainSuggestion(id="fin-1")
+    save_suggestions(session, [nurse, finance])
+
+    for sid in (nurse.id, "fin-1", "no-such-id"):
+        for action in ("acknowledge", "act", "dismiss", "note"):
+            with pytest.raises(PermissionDeniedError, match="admin"):
+                act_on_suggestion(
+                    session,
+                    sid,
+                    action=action,  # type: ignore[arg-type]
+                    actor="root",
+                    role="admin",
+                    reason="tidy up",
+                )
+
+    assert count_rows(session, SuggestionAction) == 0
+
+
+def test_a_suggestion_the_role_may_not_read_is_not_found(session: Session) -> None:
+    save_suggestions(session, [PlainSuggestion(id="fin-1")])
+
+    with pytest.raises(NotFoundError) as hidden:
+        act_on_suggestion(session, "fin-1", action="acknowledge", actor="n", role="nurse")
+    with pytest.raises(NotFoundError) as missing:
+        act_on_suggestion(session, "fin-2", action="acknowledge", actor="n", role="nurse")
+    with pytest.raises(NotFoundError) as hidden_read:
+        get_suggestion(session, "fin-1", audiences={"nurse"})
+
+    assert str(hidden.value) == str(missing.value).replace("fin-2", "fin-1")
+    assert str(hidden_read.value) == str(hidden.value)
+    assert count_rows(session, SuggestionAction) == 0
+
+
+def test_leadership_reads_finance_suggestions_but_may_not_act_on_them(session: Session) -> None:
+    save_suggestions(session, [PlainSuggestion(id="fin-1")])
+
+    with pytest.raises(PermissionDeniedError, match="leadership"):
+        act_on_suggestion(session, "fin-1", action="acknowledge", actor="cfo", role="leadership")

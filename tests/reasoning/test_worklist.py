@@ -22,7 +22,12 @@ from healthos_core.advisory import (
     save_suggestions,
 )
 from healthos_core.billing.entities import ChargeItem
-from healthos_core.errors import ConflictError, InvalidInputError, NotFoundError
+from healthos_core.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from healthos_core.record.entities import Coverage
 from reasoning.finance.summary import finance_summary
 from reasoning.finance.worklist import (
@@ -315,7 +320,7 @@ def test_outcomes_are_recorded_and_audited(session: Session) -> None:
     assert (appealed.status, appealed.outcome, len(appealed.actions)) == ("acted", "appealed", 2)
     assert audit(session, ids["c1"]) == [
         ("act", "resubmitted", "biller-7", "finance", "added PA ref 123", t1),
-        ("act", "appealed", "biller-8", "finance", None, t2),
+        ("note", "appealed", "biller-8", "finance", None, t2),  # a follow-up step
     ]
     [(action, outcome, actor, role, note, at)] = audit(session, ids["c2"])
     assert (action, outcome, actor, role, note) == (
@@ -329,7 +334,8 @@ def test_outcomes_are_recorded_and_audited(session: Session) -> None:
     assert accepted.status == "dismissed"
     record = session.get(SuggestionRecord, ids["c1"])
     assert record is not None
-    assert (record.status, record.status_by, record.status_at) == ("acted", "biller-8", t2)
+    # the item stays acted by the biller who first worked it
+    assert (record.status, record.status_by, record.status_at) == ("acted", "biller-7", t1)
     # worked items leave the default worklist and show on the worked one
     assert claims(worklist(session)) == ["c5", "c6", "c3", "c4"]
     worked = worklist(session, status=("acted", "dismissed"))
@@ -351,6 +357,37 @@ def test_accepted_item_is_closed(session: Session) -> None:
         record_worklist_action(session, ids["c3"], outcome="fixed", actor="b", role="finance")
 
     assert [row[1] for row in audit(session, ids["c3"])] == ["accepted"]
+
+
+def test_accepting_an_item_already_acted_on_is_refused(session: Session) -> None:
+    """Acted is closed: accepting the risk afterwards would dismiss it (issue 9 item 6)."""
+    ids = seed_worklist(session)
+    record_worklist_action(session, ids["c1"], outcome="fixed", actor="b1", role="finance", at=T0)
+
+    with pytest.raises(ConflictError, match="acted") as refused:
+        record_worklist_action(session, ids["c1"], outcome="accepted", actor="b2", role="finance")
+
+    assert "b1" in str(refused.value) and T0.isoformat() in str(refused.value)
+    assert [row[:3] for row in audit(session, ids["c1"])] == [("act", "fixed", "b1")]
+
+
+@pytest.mark.parametrize(
+    ("role", "error"),
+    [
+        ("admin", PermissionDeniedError),  # reads everything, decides nothing
+        ("leadership", PermissionDeniedError),  # reads finance, acts on its own
+        ("nurse", NotFoundError),  # may not even read it
+    ],
+)
+def test_only_roles_that_act_on_finance_suggestions_may_record_outcomes(
+    session: Session, role: str, error: type[Exception]
+) -> None:
+    ids = seed_worklist(session)
+
+    with pytest.raises(error):
+        record_worklist_action(session, ids["c1"], outcome="fixed", actor="x", role=role)
+
+    assert audit(session, ids["c1"]) == []
 
 
 @pytest.mark.parametrize("outcome", ["paid", "", "Fixed", "act"])

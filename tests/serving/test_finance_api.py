@@ -223,7 +223,7 @@ def test_accepted_closes_the_item_then_409(
     client: TestClient, engine: Engine, ids: dict[str, str]
 ) -> None:
     target = f"{URL}/worklist/{ids['c3']}/actions"
-    accepted = client.post(target, json={"outcome": "accepted"}, headers=auth("admin"))
+    accepted = client.post(target, json={"outcome": "accepted"}, headers=auth("finance"))
 
     again = client.post(target, json={"outcome": "appealed"}, headers=auth("finance"))
 
@@ -334,3 +334,23 @@ def test_summary_bad_as_of_is_422(client: TestClient) -> None:
 
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
+
+
+def test_admin_may_not_work_the_worklist(
+    client: TestClient, engine: Engine, ids: dict[str, str]
+) -> None:
+    """Issue 9 item 6: admin, barred from acting on suggestions, could close finance items."""
+    for outcome in ("fixed", "accepted"):
+        response = client.post(
+            f"{URL}/worklist/{ids['c3']}/actions", json={"outcome": outcome}, headers=auth("admin")
+        )
+
+        assert response.status_code == 403, outcome
+        assert response.json()["code"] == "forbidden"
+        assert "admin" in response.json()["detail"]
+    assert audit_rows(engine, ids["c3"]) == []
+    with engine.connect() as connection:
+        status = connection.scalar(
+            select(SuggestionRecord.status).where(SuggestionRecord.id == ids["c3"])
+        )
+    assert status == "open"

@@ -266,10 +266,10 @@ def test_read_unknown_suggestion_is_404_problem(client: TestClient) -> None:
     assert response.json()["code"] == "not-found"
 
 
-def test_read_suggestion_of_another_audience_is_403(client: TestClient) -> None:
+def test_read_suggestion_of_another_audience_is_404(client: TestClient) -> None:
     response = client.get(f"{URL}/{sid('finance-denial')}", headers=auth("nurse"))
 
-    assert (response.status_code, response.json()["code"]) == (403, "forbidden")
+    assert (response.status_code, response.json()["code"]) == (404, "not-found")
 
 
 # --- acknowledge / act / dismiss ------------------------------------------------------
@@ -299,35 +299,35 @@ def test_acknowledge_act_dismiss_store_who_when_why(client: TestClient, engine: 
     acted = client.post(
         f"{target}/act", json={"reason": "doctor called"}, headers=auth("clinician")
     )
-    dismissed = client.post(
-        f"{target}/dismiss", json={"reason": "settled after oxygen"}, headers=auth("clinician")
+    noted = client.post(
+        f"{target}/note", json={"reason": "settled after oxygen"}, headers=auth("nurse")
     )
 
-    assert [r.status_code for r in (acknowledged, acted, dismissed)] == [200, 200, 200]
+    assert [r.status_code for r in (acknowledged, acted, noted)] == [200, 200, 200]
     assert (acknowledged.json()["status"], acknowledged.json()["status_by"]) == (
         "acknowledged",
         nurse,
     )
-    body = dismissed.json()
+    body = noted.json()
     assert (body["status"], body["status_by"], body["status_reason"]) == (
-        "dismissed",
+        "acted",
         clinician,
-        "settled after oxygen",
+        "doctor called",
     )
     assert dt.datetime.fromisoformat(body["status_at"]) >= before
     assert [(a["action"], a["actor"], a["role"], a["reason"]) for a in body["actions"]] == [
         ("acknowledge", nurse, "nurse", None),
         ("act", clinician, "clinician", "doctor called"),
-        ("dismiss", clinician, "clinician", "settled after oxygen"),
+        ("note", nurse, "nurse", "settled after oxygen"),
     ]
     assert audit_rows(engine, sid("nurse-warning")) == [
         ("acknowledge", nurse, "nurse", None),
         ("act", clinician, "clinician", "doctor called"),
-        ("dismiss", clinician, "clinician", "settled after oxygen"),
+        ("note", nurse, "nurse", "settled after oxygen"),
     ]
-    assert token_of("clinician") not in dismissed.text
+    assert token_of("clinician") not in acted.text
     detail = client.get(target, headers=auth("nurse")).json()
-    assert detail["status"] == "dismissed" and len(detail["actions"]) == 3
+    assert detail["status"] == "acted" and len(detail["actions"]) == 3
 
 
 @pytest.mark.parametrize("body", [None, {}, {"reason": None}, {"reason": "   "}])
@@ -363,21 +363,24 @@ def test_acting_on_a_dismissed_suggestion_is_409(client: TestClient, engine: Eng
 
 
 @pytest.mark.parametrize(
-    ("role", "name"),
+    ("role", "name", "status", "code"),
     [
-        ("finance", "nurse-warning"),  # another audience
-        ("nurse", "finance-denial"),
-        ("admin", "nurse-warning"),  # admin reads but does not decide
-        ("leadership", "finance-denial"),  # leadership reads finance, acts on its own
-        ("data_scientist", "nurse-warning"),
+        ("finance", "nurse-warning", 404, "not-found"),  # an audience it may not read
+        ("nurse", "finance-denial", 404, "not-found"),
+        ("admin", "nurse-warning", 403, "forbidden"),  # admin reads but does not decide
+        ("leadership", "finance-denial", 403, "forbidden"),  # reads finance, acts on its own
+        ("data_scientist", "nurse-warning", 403, "forbidden"),
     ],
 )
-def test_acting_outside_the_role_is_403(
-    client: TestClient, engine: Engine, role: str, name: str
+def test_acting_outside_the_role_is_refused(
+    client: TestClient, engine: Engine, role: str, name: str, status: int, code: str
 ) -> None:
-    response = client.post(f"{URL}/{sid(name)}/acknowledge", headers=auth(role))
+    for action in ("acknowledge", "act", "note"):
+        response = client.post(
+            f"{URL}/{sid(name)}/{action}", json={"reason": "x"}, headers=auth(role)
+        )
 
-    assert (response.status_code, response.json()["code"]) == (403, "forbidden")
+        assert (response.status_code, response.json()["code"]) == (status, code), action
     assert audit_rows(engine, sid(name)) == []
 
 
@@ -407,3 +410,95 @@ def test_acknowledging_an_acted_suggestion_is_409(client: TestClient) -> None:
     response = client.post(f"{target}/acknowledge", headers=auth("nurse"))
 
     assert (response.status_code, response.json()["code"]) == (409, "conflict")
+
+
+# --- the lifecycle through the API (docs/suggestions.md) ------------------------------
+
+
+def test_a_nurse_may_not_dismiss_a_clinicians_acted_on_suggestion(
+    client: TestClient, engine: Engine
+) -> None:
+    """Issue 9 item 6: an acted-on critical NEWS2 stays acted; the nurse's dismissal is 409."""
+    target = f"{URL}/{sid('nurse-critical')}"
+    clinician = token_subject(token_of("clinician"))
+    acted = client.post(
+        f"{target}/act", json={"reason": "outreach team called"}, headers=auth("clinician")
+    )
+
+    dismissed = client.post(
+        f"{target}/dismiss", json={"reason": "looks fine now"}, headers=auth("nurse")
+    )
+
+    assert acted.status_code == 200
+    assert dismissed.status_code == 409
+    assert dismissed.json()["code"] == "conflict"
+    assert dismissed.headers["content-type"] == PROBLEM
+    detail = dismissed.json()["detail"]
+    assert "acted" in detail and clinician in detail and acted.json()["status_at"][:19] in detail
+    body = client.get(target, headers=auth("nurse")).json()
+    assert (body["status"], body["status_by"], body["status_reason"]) == (
+        "acted",
+        clinician,
+        "outreach team called",
+    )
+    assert audit_rows(engine, sid("nurse-critical")) == [
+        ("act", clinician, "clinician", "outreach team called")
+    ]
+
+
+def test_a_note_on_a_closed_suggestion_is_recorded_without_changing_it(
+    client: TestClient, engine: Engine
+) -> None:
+    target = f"{URL}/{sid('nurse-critical')}"
+    nurse, clinician = token_subject(token_of("nurse")), token_subject(token_of("clinician"))
+    client.post(f"{target}/act", json={"reason": "outreach team called"}, headers=auth("clinician"))
+
+    noted = client.post(
+        f"{target}/note", json={"reason": "settled at 14:00"}, headers=auth("nurse")
+    )
+    blank = client.post(f"{target}/note", json={"reason": "  "}, headers=auth("nurse"))
+
+    assert noted.status_code == 200
+    body = noted.json()
+    assert (body["status"], body["status_by"], body["status_reason"]) == (
+        "acted",
+        clinician,
+        "outreach team called",
+    )
+    assert [(a["action"], a["actor"]) for a in body["actions"]] == [
+        ("act", clinician),
+        ("note", nurse),
+    ]
+    assert (blank.status_code, blank.json()["code"]) == (422, "invalid-input")
+    assert len(audit_rows(engine, sid("nurse-critical"))) == 2
+
+
+HIDDEN_CALLS = [
+    ("get", ""),
+    ("post", "/acknowledge"),
+    ("post", "/act"),
+    ("post", "/dismiss"),
+    ("post", "/note"),
+]
+
+
+@pytest.mark.parametrize(("method", "suffix"), HIDDEN_CALLS)
+def test_a_suggestion_the_role_may_not_read_answers_like_a_missing_one(
+    client: TestClient, engine: Engine, method: str, suffix: str
+) -> None:
+    """Issue 9 item 8: 403 for an existing suggestion vs 404 for a missing one leaked it."""
+    hidden_id, missing_id = sid("finance-denial"), "f" * len(sid("finance-denial"))
+    kwargs: dict[str, Any] = {"headers": auth("nurse")}
+    if method == "post":
+        kwargs["json"] = {"reason": "not mine"}
+
+    hidden = client.request(method, f"{URL}/{hidden_id}{suffix}", **kwargs)
+    missing = client.request(method, f"{URL}/{missing_id}{suffix}", **kwargs)
+
+    assert (hidden.status_code, missing.status_code) == (404, 404)
+    assert hidden.headers["content-type"] == missing.headers["content-type"] == PROBLEM
+    assert hidden.json() == {
+        key: value.replace(missing_id, hidden_id) if isinstance(value, str) else value
+        for key, value in missing.json().items()
+    }
+    assert audit_rows(engine, hidden_id) == []
