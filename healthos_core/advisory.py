@@ -140,6 +140,18 @@ TRANSITIONS: dict[SuggestionStatus, frozenset[str]] = {
 }
 
 _MAX_PAGE = 1000
+#: The worklist order (built once): severity (critical first), then score (highest first,
+#: none last), then newest, then id.
+_WORKLIST_ORDER = (
+    case(
+        {name: rank for rank, name in enumerate(SEVERITIES)},
+        value=SuggestionRecord.severity,
+        else_=len(SEVERITIES),
+    ),
+    SuggestionRecord.score.desc().nulls_last(),
+    SuggestionRecord.created_at.desc(),
+    SuggestionRecord.id,
+)
 _IN_CHUNK = 500
 _CONTENT_FIELDS = (
     "kind",
@@ -519,25 +531,14 @@ def list_suggestions(
         conditions.append(SuggestionRecord.patient_id == patient_id)
     if kind is not None:
         conditions.append(SuggestionRecord.kind == kind)
+    query = select(SuggestionRecord).where(*conditions).order_by(*_WORKLIST_ORDER)
+    records = list(session.scalars(query.limit(limit).offset(offset)))
+    if len(records) < limit and (records or offset == 0):
+        # A short page is the last one, so the total is known without a count query
+        # (one query, not two, for a ward's worklist: issue 9 item 10).
+        return records, offset + len(records)
     count = session.scalar(select(func.count()).select_from(SuggestionRecord).where(*conditions))
-    severity_rank = case(
-        {name: rank for rank, name in enumerate(SEVERITIES)},
-        value=SuggestionRecord.severity,
-        else_=len(SEVERITIES),
-    )
-    query = (
-        select(SuggestionRecord)
-        .where(*conditions)
-        .order_by(
-            severity_rank,
-            SuggestionRecord.score.desc().nulls_last(),
-            SuggestionRecord.created_at.desc(),
-            SuggestionRecord.id,
-        )
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(session.scalars(query)), int(count or 0)
+    return records, int(count or 0)
 
 
 def get_suggestion(

@@ -6,17 +6,24 @@ Use the ``Annotated`` aliases in route signatures::
 
 Tokens are never logged, stored or echoed: a caller is known by a pseudonymous
 subject derived from a hash of their token.
+
+Dependencies that do no I/O (settings, the caller, role checks) are ``async``: FastAPI
+runs each sync dependency in the threadpool, a crossing per dependency per request that
+costs about as much CPU as a whole plain FastAPI request (issue 9 item 10). Polled
+routes run their database work in one crossing with :func:`run_in_session`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
@@ -44,7 +51,7 @@ class Principal:
     role: str
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     """Return the settings the app was created with."""
     settings: Settings = request.app.state.settings
     return settings
@@ -72,6 +79,50 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+_T = TypeVar("_T")
+
+
+async def run_in_session(request: Request, work: Callable[[Session], _T]) -> _T:
+    """Run ``work(session)`` in :func:`get_session`'s transaction, in one threadpool hop.
+
+    For ``async`` routes that are polled (a patient read, a worklist): FastAPI runs a
+    sync route with :data:`SessionDep` in four threadpool hops (opening the session, the
+    route, checking its response, the commit), each costing about as much CPU as a
+    whole plain FastAPI request and far more in latency under load (issue 9 item 10,
+    ``bench/README.md``). Same session, retries and commit as :func:`get_session`.
+
+    Parameters
+    ----------
+    request : fastapi.Request
+        The request (its app's session factory and its method).
+    work : callable
+        Takes the session and returns the route's answer, built inside the transaction
+        (so it may read lazily loaded attributes).
+
+    Returns
+    -------
+    object
+        What ``work`` returned, after the commit.
+
+    Raises
+    ------
+    Exception
+        Whatever ``work`` or the commit raised; the transaction is then rolled back.
+
+    Examples
+    --------
+    >>> async def read(request: Request, patient_id: str) -> PatientPublic:  # doctest: +SKIP
+    ...     return await run_in_session(
+    ...         request, lambda s: PatientPublic.from_entity(get_patient(s, patient_id))
+    ...     )
+    """
+
+    def call() -> _T:
+        with contextmanager(get_session)(request) as session:
+            return work(session)
+
+    return await run_in_threadpool(call)
 
 
 def token_subject(token: str) -> str:
@@ -145,7 +196,7 @@ async def authenticate_connection(connection: HTTPConnection, settings: Settings
     return authenticate(settings, await _bearer(connection))
 
 
-def get_current_user(
+async def get_current_user(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -162,7 +213,7 @@ def get_current_user(
 CurrentUser = Annotated[Principal, Depends(get_current_user)]
 
 
-def require_roles(*roles: str) -> Callable[[Principal], Principal]:
+def require_roles(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
     """Return a dependency that lets through only callers with one of ``roles``.
 
     Parameters
@@ -182,7 +233,7 @@ def require_roles(*roles: str) -> Callable[[Principal], Principal]:
     """
     allowed = frozenset(roles)
 
-    def check_role(user: CurrentUser) -> Principal:
+    async def check_role(user: CurrentUser) -> Principal:
         if user.role not in allowed:
             names = ", ".join(sorted(allowed))
             raise PermissionDeniedError(

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, joinedload
 
 from healthos_core.db import Base
 from healthos_core.errors import ConflictError, InvalidInputError, NotFoundError
@@ -791,14 +791,21 @@ def get_patient(session: Session, id: str) -> Patient:
     Returns
     -------
     Patient
-        With ``identifiers`` loaded.
+        With ``identifiers`` loaded, in the same query (a join: one round trip, where
+        the relationship's default ``selectin`` loading costs a second query); the
+        stored FHIR ``resource`` is deferred, read only if accessed.
 
     Raises
     ------
     NotFoundError
         No such patient.
     """
-    patient = session.get(Patient, id)
+    query = (
+        select(Patient)
+        .where(Patient.id == id)
+        .options(joinedload(Patient.identifiers), defer(Patient.resource))
+    )
+    patient = session.scalars(query).unique().one_or_none()
     if patient is None:
         raise NotFoundError(f"Patient/{id} does not exist")
     return patient

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from healthos_core.errors import InvalidInputError
 from healthos_core.record.entities import Patient, PatientIdentifier
 from healthos_core.record.service import get_patient
-from serving.deps import SessionDep, require_roles
+from serving.deps import SessionDep, require_roles, run_in_session
 from serving.schemas.common import Offset
 from serving.schemas.patients import PatientPublic, PatientsPublic
 
@@ -117,6 +117,8 @@ def list_patients(
 
 
 @router.get("/{patient_id}", response_model=PatientPublic)
-def read_patient(*, session: SessionDep, patient_id: PatientId) -> PatientPublic:
-    """Read one patient with identifiers."""
-    return PatientPublic.from_entity(get_patient(session, patient_id))
+async def read_patient(*, request: Request, patient_id: PatientId) -> PatientPublic:
+    """Read one patient with identifiers (polled: one threadpool hop, ``run_in_session``)."""
+    return await run_in_session(
+        request, lambda session: PatientPublic.from_entity(get_patient(session, patient_id))
+    )

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from healthos_core.access import actionable_audiences, readable_audiences
@@ -40,7 +40,7 @@ from healthos_core.advisory import (
     list_suggestions,
 )
 from healthos_core.errors import PermissionDeniedError
-from serving.deps import CurrentUser, Principal, SessionDep
+from serving.deps import CurrentUser, Principal, SessionDep, run_in_session
 from serving.schemas.common import Offset
 from serving.schemas.suggestions import (
     AudienceName,
@@ -64,7 +64,7 @@ class AudienceAccess:
     audiences: frozenset[str]
 
 
-def reader_access(user: CurrentUser) -> AudienceAccess:
+async def reader_access(user: CurrentUser) -> AudienceAccess:
     """Return the audiences the caller may read; 403 if none."""
     audiences = readable_audiences(user.role)
     if not audiences:
@@ -72,7 +72,7 @@ def reader_access(user: CurrentUser) -> AudienceAccess:
     return AudienceAccess(principal=user, audiences=audiences)
 
 
-def actor_access(user: CurrentUser) -> AudienceAccess:
+async def actor_access(user: CurrentUser) -> AudienceAccess:
     """Return the audiences the caller may act for; 403 if none (e.g. ``admin``)."""
     audiences = actionable_audiences(user.role)
     if not audiences:
@@ -87,7 +87,7 @@ ReaderDep = Annotated[AudienceAccess, Depends(reader_access)]
 ActorDep = Annotated[AudienceAccess, Depends(actor_access)]
 
 
-def listed_audiences(
+async def listed_audiences(
     access: ReaderDep,
     audience: Annotated[
         AudienceName | None,
@@ -105,9 +105,9 @@ def listed_audiences(
 
 
 @router.get("", response_model=SuggestionsPublic)
-def read_suggestions(
+async def read_suggestions(
     *,
-    session: SessionDep,
+    request: Request,
     audiences: Annotated[list[str], Depends(listed_audiences)],
     subject: Annotated[
         str | None, Query(max_length=128, description='e.g. "Encounter/123"')
@@ -122,18 +122,26 @@ def read_suggestions(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Offset = 0,
 ) -> SuggestionsPublic:
-    """List suggestions, most urgent first (severity, then score, then newest)."""
-    records, count = list_suggestions(
-        session,
-        audience=audiences,
-        subject=subject,
-        patient_id=None if patient is None else patient.removeprefix("Patient/"),
-        kind=kind,
-        status=status,
-        limit=limit,
-        offset=offset,
-    )
-    return SuggestionsPublic(data=[SuggestionPublic.from_entity(r) for r in records], count=count)
+    """List suggestions, most urgent first (severity, then score, then newest).
+
+    Polled by ward tablets: one threadpool hop (:func:`~serving.deps.run_in_session`).
+    """
+
+    def page(session: Session) -> SuggestionsPublic:
+        records, count = list_suggestions(
+            session,
+            audience=audiences,
+            subject=subject,
+            patient_id=None if patient is None else patient.removeprefix("Patient/"),
+            kind=kind,
+            status=status,
+            limit=limit,
+            offset=offset,
+        )
+        data = [SuggestionPublic.from_entity(r) for r in records]
+        return SuggestionsPublic(data=data, count=count)
+
+    return await run_in_session(request, page)
 
 
 @router.get("/{suggestion_id}", response_model=SuggestionDetailPublic)
