@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -82,6 +83,10 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The database is unavailable or busy; nothing was written (Retry-After)",
     },
 }
+#: Documented on every operation that writes (a domain ConflictError).
+CONFLICT_RESPONSE: dict[str, Any] = {
+    "description": "The record's state does not allow this now (e.g. already decided)"
+}
 #: Documented on every operation that takes a request body.
 TOO_LARGE_RESPONSE: dict[str, Any] = {
     "description": "The body is larger than the route's limit (HEALTHOS_MAX_BODY_BYTES, "
@@ -126,8 +131,46 @@ async def _validation_error(request: Request, exc: Exception) -> ProblemResponse
     )
 
 
+def allowed_methods(app: FastAPI, path: str) -> str | None:
+    """Return the ``Allow`` header of a path: the methods its OpenAPI path documents.
+
+    Starlette's 405 lists only the methods of the first route that matched the path
+    (``GET`` for ``/claims``, which also takes ``POST``); RFC 9110 §15.5.6 wants them
+    all. Of the documented paths that match, the most specific (fewest parameters)
+    wins: ``/authorizations/expire`` rather than ``/authorizations/{authorization_id}``.
+
+    Parameters
+    ----------
+    app : fastapi.FastAPI
+        The app (its OpenAPI document).
+    path : str
+        The request path.
+
+    Returns
+    -------
+    str or None
+        E.g. ``"GET, HEAD, POST"`` (``HEAD`` wherever ``GET`` is), or ``None`` when no
+        documented path matches.
+    """
+    matches: list[tuple[int, set[str]]] = []
+    for template, operations in app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            matches.append((template.count("{"), {m.upper() for m in operations}))
+    if not matches:
+        return None
+    methods = min(matches, key=lambda match: match[0])[1]
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    if exc.status_code == 405:
+        allow = allowed_methods(request.app, request.url.path)
+        if allow is not None:
+            exc.headers = {**(exc.headers or {}), "Allow": allow}
     return http_problem(request, exc)
 
 
@@ -182,7 +225,8 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     ``application/problem+json`` with the :class:`ProblemDetails` schema (FastAPI's
     default for a ``model`` is ``application/json``, and its 422 is
     ``HTTPValidationError``; the handlers here serve problem details for both), and
-    every operation that takes a body documents 413 (:mod:`serving.limits`).
+    every operation that takes a body documents 413 (:mod:`serving.limits`), and every
+    one that writes documents 409 (a domain :class:`~healthos_core.errors.ConflictError`).
 
     Parameters
     ----------
@@ -196,10 +240,12 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     """
     problem = {"$ref": "#/components/schemas/ProblemDetails"}
     for operations in schema.get("paths", {}).values():
-        for operation in operations.values():
+        for method, operation in operations.items():
             responses: dict[str, Any] = operation.setdefault("responses", {})
             if "requestBody" in operation and "413" not in responses:
                 responses["413"] = dict(TOO_LARGE_RESPONSE)
+            if method != "get" and "409" not in responses:
+                responses["409"] = dict(CONFLICT_RESPONSE)
             for status, response in responses.items():
                 if not status.isdigit() or int(status) < 400:
                     continue

@@ -462,3 +462,34 @@ def test_an_empty_identifier_search_is_invalid_in_the_schema_and_the_server(
 
     assert param["schema"]["anyOf"][0]["minLength"] == 1
     assert ["query", "identifier"] in error_locs(assert_problem(response, 422))
+
+
+# --- found by schemathesis (st run against healthos serve) -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        (f"{API}/claims", {"GET", "HEAD", "POST"}),
+        (f"{API}/authorizations/expire", {"POST"}),
+        (f"{API}/claims/c-1/appeal", {"POST"}),
+    ],
+)
+def test_405_lists_the_methods_the_path_documents_in_allow(
+    client: TestClient, path: str, allowed: set[str]
+) -> None:
+    response = client.options(path, headers=auth("finance"))
+
+    assert_problem(response, 405)
+    assert {m.strip() for m in response.headers["allow"].split(",")} == allowed
+
+
+def test_409_is_documented_on_every_write(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+
+    missing = [
+        (method, path)
+        for path, method, operation in api_operations(spec)
+        if path.startswith(API) and method != "get" and "409" not in operation["responses"]
+    ]
+    assert missing == []
