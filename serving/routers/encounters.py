@@ -1,9 +1,18 @@
 """Encounters: list (by patient, status, class) and read with observations.
 
-Roles: listing is for ``clinician``, ``nurse``, ``finance``, ``operations`` and
-``admin``; reading one encounter returns its observations (vital signs, lab
-results), so it is for the clinical roles ``clinician`` and ``nurse`` and for
-``admin`` only (minimum necessary: finance and operations get 403).
+The list and the read allow the same roles and show the same encounter fields to each
+(minimum necessary, :data:`healthos_core.access.RECORD_VIEWS`, ``docs/access.md``):
+
+=========== ============================ ===================== ======================
+role        encounters (list and read)   ``reason_code``       observations (read)
+=========== ============================ ===================== ======================
+clinician   yes                          yes                   yes
+nurse       yes                          yes                   yes
+finance     yes                          yes (claims need it)  null
+operations  yes                          null                  null
+admin       yes                          null                  null
+others      403                          403                   403
+=========== ============================ ===================== ======================
 """
 
 from __future__ import annotations
@@ -15,14 +24,12 @@ from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from healthos_core.access import RecordView, record_view
 from healthos_core.errors import NotFoundError
 from healthos_core.record.entities import Encounter, EncounterClass, Observation
-from serving.deps import SessionDep, require_roles
+from serving.deps import CurrentUser, SessionDep
 from serving.schemas.common import Offset
 from serving.schemas.encounters import EncounterDetailPublic, EncounterPublic, EncountersPublic
-
-ENCOUNTER_LIST_ROLES = ("clinician", "nurse", "finance", "operations", "admin")
-ENCOUNTER_READ_ROLES = ("clinician", "nurse", "admin")
 
 #: FHIR R4 Encounter.status values.
 EncounterStatus = Literal[
@@ -40,6 +47,14 @@ EncounterStatus = Literal[
 router = APIRouter(prefix="/encounters", tags=["encounters"])
 
 EncounterId = Annotated[str, Path(min_length=1, max_length=64, description="FHIR Encounter id")]
+
+
+async def encounter_view(user: CurrentUser) -> RecordView:
+    """Return what the caller's role sees of encounters; 403 for roles that see none."""
+    return record_view(user.role, what="encounters")
+
+
+EncounterView = Annotated[RecordView, Depends(encounter_view)]
 
 
 # Read helpers: they belong in ``healthos_core.record.service`` (beside
@@ -96,12 +111,13 @@ def find_encounters(
 
 
 def get_encounter_with_observations(
-    session: Session, encounter_id: str
+    session: Session, encounter_id: str, *, with_observations: bool = True
 ) -> tuple[Encounter, Sequence[Observation]]:
     """Return an encounter and its observations (by effective time, then id).
 
     Observations flagged ``entered-in-error`` are included, with their status and
-    ``quality_flag``, so the reader sees the record as it is.
+    ``quality_flag``, so the reader sees the record as it is. With
+    ``with_observations=False`` none are read (an empty sequence).
 
     Raises
     ------
@@ -111,6 +127,8 @@ def get_encounter_with_observations(
     encounter = session.get(Encounter, encounter_id)
     if encounter is None:
         raise NotFoundError(f"no encounter with id {encounter_id!r}")
+    if not with_observations:
+        return encounter, ()
     observations = session.scalars(
         select(Observation)
         .where(Observation.encounter_id == encounter_id)
@@ -119,14 +137,11 @@ def get_encounter_with_observations(
     return encounter, observations
 
 
-@router.get(
-    "",
-    response_model=EncountersPublic,
-    dependencies=[Depends(require_roles(*ENCOUNTER_LIST_ROLES))],
-)
+@router.get("", response_model=EncountersPublic)
 def list_encounters(
     *,
     session: SessionDep,
+    view: EncounterView,
     patient: Annotated[
         str | None,
         Query(max_length=72, description='Patient id, or reference "Patient/<id>"'),
@@ -146,16 +161,16 @@ def list_encounters(
         offset=offset,
     )
     return EncountersPublic(
-        data=[EncounterPublic.model_validate(e) for e in encounters], count=count
+        data=[EncounterPublic.from_entity(e, view) for e in encounters], count=count
     )
 
 
-@router.get(
-    "/{encounter_id}",
-    response_model=EncounterDetailPublic,
-    dependencies=[Depends(require_roles(*ENCOUNTER_READ_ROLES))],
-)
-def read_encounter(*, session: SessionDep, encounter_id: EncounterId) -> EncounterDetailPublic:
-    """Read one encounter with its observations, oldest first."""
-    encounter, observations = get_encounter_with_observations(session, encounter_id)
-    return EncounterDetailPublic.from_entities(encounter, observations)
+@router.get("/{encounter_id}", response_model=EncounterDetailPublic)
+def read_encounter(
+    *, session: SessionDep, view: EncounterView, encounter_id: EncounterId
+) -> EncounterDetailPublic:
+    """Read one encounter; its observations, oldest first, for the clinical roles."""
+    encounter, observations = get_encounter_with_observations(
+        session, encounter_id, with_observations=view.observations
+    )
+    return EncounterDetailPublic.from_entities(encounter, observations, view)

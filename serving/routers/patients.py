@@ -1,36 +1,56 @@
 """Patients: list (with identifier search) and read.
 
-Roles: ``clinician``, ``nurse``, ``finance`` (billing needs identity and identifiers),
-``operations`` (bed and queue management) and ``admin``. ``leadership`` and
-``data_scientist`` work from aggregates and de-identified data, so they get 403.
-The ``patient`` role also gets 403: an API token maps only to a role, so it cannot
-tell which patient is calling (see ``TODO(patient-access)``).
+Roles and what each sees (minimum necessary, 45 CFR 164.502(b); the policy is
+:data:`healthos_core.access.RECORD_VIEWS`, explained in ``docs/access.md``):
+
+=========== ================================= ===================================
+role        identifiers                       gender, birth date, date of death
+=========== ================================= ===================================
+clinician   MRN, national health number       yes
+nurse       MRN, national health number       yes
+finance     MRN, payer member ids             yes (claims need them)
+operations  MRN                               no
+admin       MRN                               no
+=========== ================================= ===================================
+
+No role sees SSN, driver's licence or passport numbers, and an identifier search
+matches only identifiers the caller's role may see (so it cannot confirm one). The
+list and the read of a patient show the same fields to the same role.
+
+``leadership`` and ``data_scientist`` work from aggregates and de-identified data, so
+they get 403. The ``patient`` role also gets 403: an API token maps only to a role, so
+it cannot tell which patient is calling (see ``TODO(patient-access)``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from healthos_core.access import IdentifierCategory, RecordView, record_view, visible_identifier
 from healthos_core.errors import InvalidInputError
 from healthos_core.record.entities import Patient, PatientIdentifier
 from healthos_core.record.service import get_patient
-from serving.deps import SessionDep, require_roles, run_in_session
+from serving.deps import CurrentUser, SessionDep, run_in_session
 from serving.schemas.common import Offset
 from serving.schemas.patients import PatientPublic, PatientsPublic
 
 # TODO(patient-access): let the ``patient`` role read its own record once settings map a
 # token to a patient id (e.g. ``api_tokens: token -> {role, patient_id}``).
-PATIENT_READ_ROLES = ("clinician", "nurse", "finance", "operations", "admin")
 
-router = APIRouter(
-    prefix="/patients",
-    tags=["patients"],
-    dependencies=[Depends(require_roles(*PATIENT_READ_ROLES))],
-)
+router = APIRouter(prefix="/patients", tags=["patients"])
+
+
+async def patient_view(user: CurrentUser) -> RecordView:
+    """Return what the caller's role sees of patients; 403 for roles that see none."""
+    return record_view(user.role, what="patients")
+
+
+PatientView = Annotated[RecordView, Depends(patient_view)]
 
 PatientId = Annotated[str, Path(min_length=1, max_length=64, description="FHIR Patient id")]
 
@@ -39,8 +59,13 @@ PatientId = Annotated[str, Path(min_length=1, max_length=64, description="FHIR P
 # it lives here until it moves there, so the routes stay one call each.
 
 
-def _identifier_condition(identifier: str) -> ColumnElement[bool]:
-    """Parse a FHIR token search ``system|value`` (``value`` alone: any system)."""
+def _identifier_condition(
+    identifier: str, categories: Collection[IdentifierCategory] | None
+) -> ColumnElement[bool]:
+    """Parse a FHIR token search ``system|value`` (``value`` alone: any system).
+
+    With ``categories``, only identifiers in those categories match.
+    """
     if "|" not in identifier:
         system, value = None, identifier
     else:
@@ -52,11 +77,18 @@ def _identifier_condition(identifier: str) -> ColumnElement[bool]:
         conditions.append(PatientIdentifier.system == system)
     if value:
         conditions.append(PatientIdentifier.value == value)
+    if categories is not None:
+        conditions.append(visible_identifier(categories))
     return Patient.id.in_(select(PatientIdentifier.patient_id).where(*conditions))
 
 
 def find_patients(
-    session: Session, *, identifier: str | None = None, limit: int = 100, offset: int = 0
+    session: Session,
+    *,
+    identifier: str | None = None,
+    categories: Collection[IdentifierCategory] | None = None,
+    limit: int = 100,
+    offset: int = 0,
 ) -> tuple[list[Patient], int]:
     """Return a page of patients (by family name, given name, id) and the number matching.
 
@@ -67,6 +99,9 @@ def find_patients(
     identifier : str, optional
         FHIR token search: ``system|value``, ``|value`` (no system), ``system|`` (any
         value in the system) or ``value`` (any system).
+    categories : collection of IdentifierCategory, optional
+        Search only identifiers in these categories (the caller's
+        :attr:`~healthos_core.access.RecordView.identifiers`); ``None``: all.
     limit, offset : int
         The page.
 
@@ -84,7 +119,7 @@ def find_patients(
     """
     conditions: list[ColumnElement[bool]] = []
     if identifier is not None:
-        conditions.append(_identifier_condition(identifier))
+        conditions.append(_identifier_condition(identifier, categories))
     count = session.scalar(select(func.count()).select_from(Patient).where(*conditions))
     query = (
         select(Patient)
@@ -100,6 +135,7 @@ def find_patients(
 def list_patients(
     *,
     session: SessionDep,
+    view: PatientView,
     identifier: Annotated[
         str | None,
         Query(
@@ -111,14 +147,19 @@ def list_patients(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Offset = 0,
 ) -> PatientsPublic:
-    """List patients, optionally by identifier (MRN, SSN, ABHA …)."""
-    patients, count = find_patients(session, identifier=identifier, limit=limit, offset=offset)
-    return PatientsPublic(data=[PatientPublic.from_entity(p) for p in patients], count=count)
+    """List patients, optionally by an identifier the caller's role may see (MRN …)."""
+    patients, count = find_patients(
+        session, identifier=identifier, categories=view.identifiers, limit=limit, offset=offset
+    )
+    data = [PatientPublic.from_entity(p, view) for p in patients]
+    return PatientsPublic(data=data, count=count)
 
 
 @router.get("/{patient_id}", response_model=PatientPublic)
-async def read_patient(*, request: Request, patient_id: PatientId) -> PatientPublic:
+async def read_patient(
+    *, request: Request, view: PatientView, patient_id: PatientId
+) -> PatientPublic:
     """Read one patient with identifiers (polled: one threadpool hop, ``run_in_session``)."""
     return await run_in_session(
-        request, lambda session: PatientPublic.from_entity(get_patient(session, patient_id))
+        request, lambda session: PatientPublic.from_entity(get_patient(session, patient_id), view)
     )

@@ -6,8 +6,9 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from healthos_core.access import RecordView
 from healthos_core.record.entities import Encounter, Observation
 
 
@@ -35,7 +36,11 @@ class ObservationPublic(BaseModel):
 
 
 class EncounterPublic(BaseModel):
-    """A contact between a patient and the hospital (class AMB, EMER, IMP …)."""
+    """A contact between a patient and the hospital (class AMB, EMER, IMP …).
+
+    The same fields in the list and the read of an encounter; ``reason_code`` (a
+    clinical fact) only for the roles that need it (``docs/access.md``).
+    """
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -50,26 +55,65 @@ class EncounterPublic(BaseModel):
     service_provider_id: str | None = None
     practitioner_id: str | None = None
     location_id: str | None = None
-    reason_code: str | None = None
+    reason_code: str | None = Field(default=None, description="null if the role may not see it")
     admit_source: str | None = None
     discharge_disposition: str | None = None
 
+    @classmethod
+    def from_entity(cls, encounter: Encounter, view: RecordView) -> EncounterPublic:
+        """Build from an encounter, showing what the caller's role may see.
+
+        Parameters
+        ----------
+        encounter : Encounter
+            The encounter.
+        view : healthos_core.access.RecordView
+            What the caller's role sees (:func:`healthos_core.access.record_view`).
+
+        Returns
+        -------
+        EncounterPublic
+            ``reason_code`` is ``None`` unless ``view.encounter_reason``.
+        """
+        public = cls.model_validate(encounter)
+        if not view.encounter_reason:
+            public.reason_code = None
+        return public
+
 
 class EncounterDetailPublic(EncounterPublic):
-    """An encounter with its observations, oldest first."""
+    """An encounter with its observations, oldest first (clinical roles only)."""
 
-    observations: list[ObservationPublic] = []
+    observations: list[ObservationPublic] | None = Field(
+        default=None,
+        description="Oldest first; null if the role may not see observations (finance, "
+        "operations, admin)",
+    )
 
     @classmethod
     def from_entities(
-        cls, encounter: Encounter, observations: Iterable[Observation]
+        cls, encounter: Encounter, observations: Iterable[Observation], view: RecordView
     ) -> EncounterDetailPublic:
-        """Build from an encounter and its observations."""
-        base = EncounterPublic.model_validate(encounter)
-        return cls(
-            **base.model_dump(),
-            observations=[ObservationPublic.model_validate(o) for o in observations],
-        )
+        """Build from an encounter and its observations, as the caller's role may see them.
+
+        Parameters
+        ----------
+        encounter : Encounter
+            The encounter.
+        observations : iterable of Observation
+            Its observations, in the order to show.
+        view : healthos_core.access.RecordView
+            What the caller's role sees.
+
+        Returns
+        -------
+        EncounterDetailPublic
+            The fields of :meth:`EncounterPublic.from_entity`, plus ``observations`` if
+            ``view.observations`` (else ``None``).
+        """
+        base = EncounterPublic.from_entity(encounter, view)
+        shown = [ObservationPublic.model_validate(o) for o in observations]
+        return cls(**base.model_dump(), observations=shown if view.observations else None)
 
 
 class EncountersPublic(BaseModel):
