@@ -17,17 +17,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from typing import Annotated, Final, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
 
+from healthos_core.db import make_session_factory
 from healthos_core.errors import PermissionDeniedError
 from healthos_core.settings import Settings
 
@@ -60,22 +64,70 @@ async def get_app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
+#: Methods whose requests change nothing (RFC 9110 §9.2.1), so trying again is harmless.
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+#: A safe request that cannot get a database connection tries again this many times,
+#: this many seconds apart (rides out a database restart), before the error (503).
+CONNECT_RETRIES: Final = 4
+CONNECT_PAUSE: Final = 0.5
+
+
+def _connect(session: Session) -> None:
+    """Open the session's connection, retrying while the database cannot be reached."""
+    for attempt in range(CONNECT_RETRIES + 1):
+        try:
+            session.connection()
+            return
+        except (OperationalError, InterfaceError, PoolTimeoutError):
+            if attempt == CONNECT_RETRIES:
+                raise
+            session.rollback()
+            time.sleep(CONNECT_PAUSE)
+
+
+def _writer_factory(request: Request, factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Return the writer twin of the app's session factory (made once per factory)."""
+    cached: tuple[sessionmaker[Session], sessionmaker[Session]] | None = getattr(
+        request.app.state, "writer_factory", None
+    )
+    if cached is not None and cached[0] is factory:
+        return cached[1]
+    writers = make_session_factory(factory.kw["bind"], writer=True)
+    writers.kw.update({k: v for k, v in factory.kw.items() if k != "bind"})
+    request.app.state.writer_factory = (factory, writers)
+    return writers
+
+
 def get_session(request: Request) -> Iterator[Session]:
     """Yield a session holding one transaction: committed on success, rolled back on error.
 
     Runs with ``scope="function"``, so the commit happens before the response is
     sent and a failed commit becomes an error response, not a false success.
 
+    A safe request (GET, HEAD, OPTIONS) that cannot get a connection (the database is
+    restarting) tries again, :data:`CONNECT_RETRIES` times :data:`CONNECT_PAUSE` seconds
+    apart; other requests are not retried here (a failure is a 503 problem and nothing
+    is written: the client may send them again, and payments and remittances are
+    idempotent by reference). Other requests get a writer session
+    (:func:`~healthos_core.db.make_session_factory`), so on SQLite concurrent writes
+    queue instead of failing.
+
     Raises
     ------
     RuntimeError
         If the app's lifespan has not run (use ``with TestClient(app) as client``).
+    sqlalchemy.exc.OperationalError
+        The database cannot be reached (the app answers 503 with ``Retry-After``).
     """
     factory: sessionmaker[Session] | None = getattr(request.app.state, "session_factory", None)
     if factory is None:
         raise RuntimeError("the app has no database yet: its lifespan has not started")
-    with factory() as session, session.begin():
+    safe = request.method in SAFE_METHODS
+    with (factory if safe else _writer_factory(request, factory))() as session:
+        if safe:
+            _connect(session)
         yield session
+        session.commit()
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -15,6 +15,9 @@ PermissionDenied     403
 other HealthOSError  400
 ==================== ======
 
+A database that cannot be reached or is busy (a restart, a lost connection, a pool
+timeout, SQLite "database is locked") is 503 with ``Retry-After``: nothing was written.
+
 Neither tokens nor request data are logged: errors are logged by type and code only.
 """
 
@@ -31,6 +34,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -172,6 +177,29 @@ async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
         if allow is not None:
             exc.headers = {**(exc.headers or {}), "Allow": allow}
     return http_problem(request, exc)
+
+
+#: Seconds a client should wait before retrying when the database is unreachable.
+DATABASE_RETRY_AFTER = 2
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> ProblemResponse:
+    """Answer 503 with ``Retry-After`` when the database cannot be reached or is busy.
+
+    A lost or refused connection (a database restart), a pool timeout, or a transient
+    ``OperationalError`` (SQLite "database is locked", a PostgreSQL deadlock or
+    administrator shutdown): the transaction was rolled back, nothing was written, and
+    the same request may be sent again (RFC 9110 §15.6.4, §10.2.3).
+    """
+    logger.warning("database unavailable: %s (message withheld)", type(exc).__name__)
+    return problem_response(
+        request,
+        status=503,
+        code="database-unavailable",
+        detail="the database is unavailable or busy; nothing was written, send the request "
+        f"again after {DATABASE_RETRY_AFTER} seconds",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
 
 
 class UnexpectedErrorMiddleware:
@@ -338,6 +366,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_exception_handler(HealthOSError, _healthos_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for database_error in (OperationalError, InterfaceError, PoolTimeoutError):
+        app.add_exception_handler(database_error, _database_unavailable)
     remittances = BodyLimit(
         settings.max_remittance_body_bytes, "HEALTHOS_MAX_REMITTANCE_BODY_BYTES"
     )
