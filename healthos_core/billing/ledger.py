@@ -453,10 +453,15 @@ def _parse_account(account: str) -> tuple[AccountKind, str | None]:
 def _ensure_accounts(session: Session, wanted: Mapping[str, str]) -> None:
     """Create the accounts in ``wanted`` (id → currency) that do not exist yet.
 
+    An existing account kept in another currency is re-opened in the ledger currency
+    when its balance is zero: the repair of a ledger locked by money booked in another
+    currency before :func:`~healthos_core.billing.money.check_currency` existed (issue 9)
+    is to reverse those entries (:func:`reverse_journal`).
+
     Raises
     ------
     InvalidInputError
-        If an existing account keeps another currency.
+        If an existing account keeps another currency (and cannot be re-opened).
     """
     table = Account.__table__
     ids = sorted(wanted)
@@ -466,12 +471,24 @@ def _ensure_accounts(session: Session, wanted: Mapping[str, str]) -> None:
             select(table.c.id, table.c.currency).where(in_ids(session, table.c.id, chunk))
         ):
             existing[row.id] = row.currency
+    ledger = check_currency(None)
     for account, currency in existing.items():
-        if currency != wanted[account]:
-            raise InvalidInputError(
-                f"account {account} is kept in {currency}, not {wanted[account]}: "
-                "one account holds one currency"
+        if currency == wanted[account]:
+            continue
+        if wanted[account] == ledger and account_balance(session, account) == 0:
+            session.execute(
+                update(cast_table(table)).where(table.c.id == account).values(currency=ledger)
             )
+            continue
+        raise InvalidInputError(
+            f"account {account} is kept in {currency}, not {wanted[account]}: "
+            "one account holds one currency"
+            + (
+                f"; reverse its {currency} entries (reverse_journal) and it re-opens in {ledger}"
+                if wanted[account] == ledger
+                else ""
+            )
+        )
     missing = [account for account in ids if account not in existing]
     _check_owners(session, [_parse_account(account) for account in missing])
     rows = []
@@ -2109,7 +2126,7 @@ def statement(session: Session, patient_id: str, *, as_of: dt.datetime) -> dict[
     Returns
     -------
     dict
-        ``patient_id``, ``as_of`` (ISO date), ``currency`` (None if no activity),
+        ``patient_id``, ``as_of`` (ISO date), ``currency`` (the account's; None if no activity),
         ``lines``: [{``date``, ``description``, ``source_ref``, ``charges``, ``credits``,
         ``balance``}] in time order (Decimal amounts; ``balance`` running, positive =
         owed, negative = a credit), ``balance_due`` (what the patient owes, never
@@ -2161,7 +2178,13 @@ def statement(session: Session, patient_id: str, *, as_of: dt.datetime) -> dict[
     return {
         "patient_id": patient_id,
         "as_of": as_of.astimezone(dt.UTC).date().isoformat(),
-        "currency": rows[0].currency if rows else None,
+        "currency": session.scalar(  # the account's (re-opened ones: see _ensure_accounts)
+            select(Account.__table__.c.currency).where(
+                Account.__table__.c.id == patient_ar(patient_id)
+            )
+        )
+        if rows
+        else None,
         "lines": lines,
         "balance_due": max(balance, ZERO),
         "credit_balance": max(-balance, ZERO),

@@ -426,6 +426,45 @@ def test_a_foreign_entry_posted_before_the_rule_can_still_be_reversed(
     assert account_balance(session, "cash") == D("0.00")
 
 
+def test_a_ledger_locked_by_a_foreign_payment_is_repaired_by_reversing_it(
+    session: Session, settings_env: pytest.MonkeyPatch, people: tuple[str, str]
+) -> None:
+    patient_id, _ = people
+    other = make_patient(session).id
+    in_currency(settings_env, "XXX")  # the issue-9 payment, booked before the rule
+    wrong = post_patient_payment(
+        session, patient_id, D("10"), source_ref="PaymentReconciliation/xxx", at=AT, currency="XXX"
+    )
+    in_currency(settings_env, None)
+    with pytest.raises(InvalidInputError, match=r"account cash is kept in XXX, not USD.*reverse"):
+        post_patient_payment(
+            session, other, D("5"), source_ref="PaymentReconciliation/u1", at=AT, currency="USD"
+        )
+    reverse_journal(session, wrong.id, reason="taken in the wrong currency")
+    post_patient_payment(
+        session, other, D("5"), source_ref="PaymentReconciliation/u1", at=AT, currency="USD"
+    )
+    post_patient_payment(
+        session, patient_id, D("7"), source_ref="PaymentReconciliation/u2", at=AT, currency="USD"
+    )
+    assert account_balance(session, "cash") == D("12.00")
+    assert {a: v["currency"] for a, v in _currencies(session).items()} == {
+        "cash": "USD",
+        patient_ar(patient_id): "USD",
+        patient_ar(other): "USD",
+    }
+    assert trial_balance(session)["balanced"] is True
+    repaired = statement(session, patient_id, as_of=dt.datetime.now(dt.UTC))
+    assert (repaired["currency"], repaired["credit_balance"]) == ("USD", D("7.00"))
+
+
+def _currencies(session: Session) -> dict[str, dict[str, str]]:
+    from healthos_core.billing.ledger import Account
+
+    session.expire_all()
+    return {a.id: {"currency": a.currency} for a in session.scalars(select(Account))}
+
+
 NOW = dt.datetime.now(dt.UTC)
 
 
