@@ -56,11 +56,18 @@ DbOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 AsOfOption = Annotated[
-    str | None, typer.Option("--as-of", help="ISO date or date-time (UTC); default now.")
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="ISO date (meaning the end of that day, UTC) or date-time with its zone "
+        "(2021-07-31T12:00:00Z); default now.",
+    ),
 ]
 
 EXIT_INVALID = 2
 EXIT_NOT_FOUND = 3
+#: ``healthos import``: one or more files (units) were rejected; the others were imported.
+EXIT_REJECTED = 4
 
 
 def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
@@ -127,10 +134,17 @@ def print_report(data: Any, as_json: bool) -> None:
 
 
 def parse_as_of(value: str | None) -> dt.datetime | None:
-    """Parse an ``--as-of`` value (ISO date or date-time, UTC); ``None`` means now."""
-    from healthos_core.fhir.refs import parse_datetime
+    """Parse an ``--as-of`` value by the API's rule; ``None`` means now.
 
-    return parse_datetime(value) if value else None
+    An ISO date means the end of that day, UTC; a date-time needs its zone
+    (:func:`healthos_core.fhir.refs.parse_as_of`). Anything else exits 2 naming ``--as-of``.
+    """
+    from healthos_core.fhir.refs import parse_as_of as parse
+
+    if value is None:
+        return None
+    with translate_errors():
+        return parse(value, name="--as-of")
 
 
 # --------------------------------------------------------------------------- db
@@ -167,6 +181,10 @@ def import_(
     A folder laid out like the PhysioNet 2012 challenge data (set-*.tar.gz) is imported
     through the long-format observation importer with the shipped LOINC mapping; long
     ``.csv`` files (patient,time,parameter,value) need ``--mapping``.
+
+    Each bundle (unit) is imported whole or not at all; the good ones are kept when others
+    are rejected. Exit codes: 0 everything imported; 2 bad arguments (nothing imported);
+    4 some files were rejected (each reason printed once; the rest were imported).
     """
     from healthos_core.fhir.importer import iter_source_files
 
@@ -184,7 +202,7 @@ def import_(
     result: dict[str, Any] = {}
     with translate_errors():
         if fhir_paths:
-            result = _import_fhir(factory, fhir_paths, list(iter_source_files(fhir_paths)), as_json)
+            result = _import_fhir(factory, fhir_paths, list(iter_source_files(fhir_paths)))
         for folder in physionet:
             result = _merge_reports(result, _import_physionet(factory, folder, as_json))
         for csv_path in long_files:
@@ -196,13 +214,14 @@ def import_(
         print_json(result)
     else:
         _print_import_summary(result)
-    if result.get("rejected") and not result.get("imported"):
-        raise typer.Exit(1)
+    if result.get("rejected"):
+        raise typer.Exit(EXIT_REJECTED)
 
 
 def _import_fhir(
-    factory: sessionmaker[Session], paths: list[Path], files: list[Path], quiet: bool
+    factory: sessionmaker[Session], paths: list[Path], files: list[Path]
 ) -> dict[str, Any]:
+    """Import FHIR files with a progress bar; rejections are reported once, at the end."""
     from healthos_core.fhir.importer import UnitResult, import_paths
 
     with progress_bar() as progress:
@@ -210,10 +229,6 @@ def _import_fhir(
 
         def on_file(path: Path, result: UnitResult | None, reason: str | None) -> None:
             progress.advance(task)
-            if reason is not None and not quiet:
-                progress.console.print(
-                    f"[yellow]rejected[/] {path.name}: {reason}", highlight=False, soft_wrap=True
-                )
 
         report = import_paths(factory, paths, on_file=on_file)
     return report.to_dict()
@@ -262,8 +277,10 @@ def _merge_reports(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 def _print_import_summary(result: dict[str, Any]) -> None:
     from rich.table import Table
 
+    rejected = result.get("rejected", [])
     table = Table(
         title=f"Imported from {result.get('files', 0)} files in {result.get('seconds', 0)} s"
+        + (f" ({len(rejected)} rejected)" if rejected else "")
     )
     table.add_column("resource type")
     table.add_column("imported", justify="right")
@@ -275,11 +292,9 @@ def _print_import_summary(result: dict[str, Any]) -> None:
     out.print(table)
     for name, count in result.get("flagged", {}).items():
         out.print(f"flagged as implausible, not imported as facts: {name}: {count}")
-    for rejected in result.get("rejected", []):
-        out.print(
-            f"[red]rejected[/] {rejected['file']}: {rejected['reason']}",
-            highlight=False,
-            soft_wrap=True,
+    for unit in rejected:
+        err.print(
+            f"[red]rejected[/] {unit['file']}: {unit['reason']}", highlight=False, soft_wrap=True
         )
 
 
@@ -353,9 +368,10 @@ def billing_report(
     """Print billing totals, A/R by aging bucket, initial denial rate by payer, ledger check."""
     from healthos_core.billing.reports import billing_report as build_report
 
+    when = parse_as_of(as_of)
     _, factory = open_database(db)
     with translate_errors(), factory() as session:
-        report = build_report(session, as_of=parse_as_of(as_of))
+        report = build_report(session, as_of=when)
     print_report(report, as_json)
 
 
@@ -680,22 +696,24 @@ def score(
         str | None,
         typer.Option(
             "--as-of",
-            help="Score the record as it stood at this ISO date or date-time (UTC); "
-            "default now. The shared synthea-rcm data is as of 2021-07-31.",
+            help="Score the record as it stood at this ISO date (the end of that day, UTC) "
+            "or date-time with its zone; default now. The shared synthea-rcm data is as of "
+            "2021-07-31.",
         ),
     ] = None,
 ) -> None:
     """Run the scorers over the record, store their suggestions and print them."""
     from reasoning.registry import run_scorers
 
+    when = parse_as_of(as_of)
     _, factory = open_database(db)
     with translate_errors(), factory.begin() as session:
-        suggestions = run_scorers(session, kind=kind, as_of=parse_as_of(as_of))
+        suggestions = run_scorers(session, kind=kind, as_of=when)
     if as_json:
         for suggestion in suggestions:
             sys.stdout.write(json.dumps(_score_line(suggestion), default=str) + "\n")
     else:
-        from serving.report import print_suggestions
+        from serving.demo import print_suggestions
 
         print_suggestions(out, suggestions)
 
@@ -762,9 +780,10 @@ def finance_summary_command(
     """Print open revenue leakage and denial risk by kind, payer and facility (leadership KPIs)."""
     from reasoning.finance.summary import finance_summary
 
+    when = parse_as_of(as_of)
     _, factory = open_database(db)
     with translate_errors(), factory() as session:
-        summary = finance_summary(session, as_of=parse_as_of(as_of))
+        summary = finance_summary(session, as_of=when)
     print_report(summary, as_json)
 
 

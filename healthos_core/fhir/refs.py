@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -123,6 +124,83 @@ def parse_datetime(value: str | None) -> dt.datetime | None:
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=dt.UTC)
     return parsed.astimezone(dt.UTC)
+
+
+#: The earliest "as of" accepted: before any record HealthOS holds (scorers look back from
+#: it, and a moment near year 1 would leave the calendar).
+EARLIEST_AS_OF = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+#: ``YYYY-MM-DD`` (ISO 8601 extended calendar date).
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: An ISO 8601 / RFC 3339 date-time, with or without its offset (a missing one is refused
+#: by name in :func:`parse_as_of`).
+_ISO_DATE_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:[Zz]|[+-]\d{2}:\d{2})?"
+)
+
+
+def parse_as_of(value: str, *, name: str = "as_of") -> dt.datetime:
+    """Parse an "as of" instant: an ISO 8601 date (the END of that day, UTC) or aware date-time.
+
+    The one rule for every ``as_of`` a person or a client passes: the CLI's ``--as-of`` and
+    the API's ``?as_of=``. A report "as of 2021-07-31" includes everything dated that day,
+    so a date means 2021-07-31T23:59:59.999999Z. A date-time must carry its zone (``Z`` or
+    ``±hh:mm``, as RFC 3339 requires); numbers (Unix timestamps such as ``0.0``), partial
+    dates, week or basic-format dates and naive date-times are refused.
+
+    Parameters
+    ----------
+    value : str
+        ``YYYY-MM-DD`` or ``YYYY-MM-DDThh:mm[:ss[.ffffff]](Z|±hh:mm)``.
+    name : str, default="as_of"
+        The parameter's name as the caller knows it (``--as-of`` on the command line),
+        named in the error.
+
+    Returns
+    -------
+    datetime
+        Aware, in UTC.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``value`` is not such a date or date-time, names no real day or time, has no
+        zone, or is before :data:`EARLIEST_AS_OF` (1900-01-01) or after year 9999 in UTC.
+
+    Examples
+    --------
+    >>> parse_as_of("2021-07-31").isoformat()
+    '2021-07-31T23:59:59.999999+00:00'
+    >>> parse_as_of("2021-07-31T14:00:00+02:00").isoformat()
+    '2021-07-31T12:00:00+00:00'
+    """
+    text = value.strip()
+    is_date = _ISO_DATE.fullmatch(text) is not None
+    if not is_date and _ISO_DATE_TIME.fullmatch(text) is None:
+        raise InvalidInputError(
+            f"{name} {value!r} is not an ISO 8601 date (2021-07-31) or date-time with a "
+            "time zone (2021-07-31T12:00:00Z)"
+        )
+    try:
+        if is_date:
+            parsed = dt.datetime.combine(dt.date.fromisoformat(text), dt.time.max, dt.UTC)
+        else:
+            parsed = dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInputError(f"{name} {value!r} is not a calendar date and time") from exc
+    if parsed.tzinfo is None:
+        raise InvalidInputError(
+            f"{name} {value!r} has no time zone: add Z (UTC) or an offset such as +02:00"
+        )
+    try:
+        moment = parsed.astimezone(dt.UTC)
+    except OverflowError as exc:
+        raise InvalidInputError(f"{name} {value!r} is out of range in UTC") from exc
+    if moment < EARLIEST_AS_OF:
+        raise InvalidInputError(
+            f"{name} {value!r} is out of range: before {EARLIEST_AS_OF:%Y-%m-%d}, earlier "
+            "than any record"
+        )
+    return moment
 
 
 def parse_date(value: str | None) -> dt.date | None:

@@ -21,11 +21,12 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime
+from pydantic import BeforeValidator, WithJsonSchema
 
 from healthos_core.billing.ledger import ar_aging
 from healthos_core.billing.reports import billing_report
 from healthos_core.db import utcnow
+from healthos_core.fhir.refs import parse_as_of
 from serving.deps import Principal, SessionDep, require_roles
 from serving.schemas.billing import ArAgingPublic, BillingReportPublic
 
@@ -39,23 +40,30 @@ BILLING_WRITERS = [Depends(require_roles(*BILLING_WRITE_ROLES))]
 #: A caller who may change billing data (finance); the write routes take it as ``user``.
 BillingWriter = Annotated[Principal, Depends(require_roles(*BILLING_WRITE_ROLES))]
 
-#: ``?as_of=``: an aware datetime, or a date meaning the end of that day (UTC).
+
+def _as_of_rule(value: object) -> object:
+    """Validate ``?as_of=`` by the CLI's ``--as-of`` rule (a ValueError becomes the 422)."""
+    return parse_as_of(value, name="as_of") if isinstance(value, str) else value
+
+
+#: ``?as_of=``: an ISO date (the end of that day, UTC) or a date-time with its zone, parsed
+#: by :func:`healthos_core.fhir.refs.parse_as_of`; anything else is a 422 naming as_of.
 AsOfQuery = Annotated[
-    AwareDatetime | dt.date | None,
+    dt.datetime | None,
+    BeforeValidator(_as_of_rule),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
+    ),
     Query(
-        description="An aware datetime (2025-03-01T12:00:00Z) or a date (the end of that "
-        "day, UTC); default now"
+        description="An ISO date (2025-03-01: the end of that day, UTC) or a date-time with "
+        "its zone (2025-03-01T12:00:00Z); default now",
     ),
 ]
 
 
-def as_of_time(value: dt.datetime | dt.date | None) -> dt.datetime | None:
-    """Return ``?as_of=`` as an aware UTC datetime: a date becomes the end of that day."""
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC)
-    return dt.datetime.combine(value, dt.time.max, dt.UTC)
+def as_of_time(value: dt.datetime | None) -> dt.datetime | None:
+    """Return a route's ``as_of`` (parsed by :data:`AsOfQuery`) as aware UTC; ``None``: now."""
+    return None if value is None else value.astimezone(dt.UTC)
 
 
 router = APIRouter(prefix="/billing", tags=["billing"], dependencies=BILLING_READERS)

@@ -145,3 +145,101 @@ def test_import_rcm_folder_and_billing_report(shared_data: Path, tmp_path: Path)
         Decimal(0),
     )
     assert Decimal(data["paid"]) == paid.quantize(Decimal("0.01"))
+
+
+def test_score_human_output_prints_the_top_suggestions(tmp_path: Path) -> None:
+    """Issue 9 item 4: ``score`` without ``--json`` printed nothing but a traceback."""
+    db = f"sqlite:///{tmp_path}/demo.db"
+    assert runner.invoke(app, ["demo", "--no-serve", "--db", db]).exit_code == 0
+    result = runner.invoke(app, ["score", "--db", db])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert result.exit_code == 0, result.output
+    assert "Top suggestions for nurses" in result.stdout
+    assert "NEWS2" in result.stdout
+
+
+def _mixed_import_folder(tmp_path: Path) -> tuple[Path, list[Path]]:
+    """One good Patient file and two bad ones (not JSON; an invalid birthDate)."""
+    good = tmp_path / "good.json"
+    good.write_text(
+        json.dumps({"resourceType": "Patient", "id": "p-good", "name": [{"family": "Good"}]}),
+        encoding="utf-8",
+    )
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json", encoding="utf-8")
+    bad_patient = tmp_path / "bad-patient.json"
+    bad_patient.write_text(
+        json.dumps({"resourceType": "Patient", "id": "p-bad", "birthDate": "not-a-date"}),
+        encoding="utf-8",
+    )
+    return good, [broken, bad_patient]
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["human", "json"])
+def test_import_with_rejected_files_imports_the_good_and_exits_4(
+    tmp_path: Path, as_json: bool
+) -> None:
+    """Issue 9 item 5: exit 4 when any unit is rejected, each reason printed once."""
+    from sqlalchemy import select
+
+    from healthos_core.db import make_engine
+    from healthos_core.record.entities import Patient
+
+    good, bad = _mixed_import_folder(tmp_path)
+    db = f"sqlite:///{tmp_path}/import.db"
+    result = runner.invoke(
+        app, ["import", str(good), *map(str, bad), "--db", db, *(["--json"] if as_json else [])]
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == 4, result.output  # documented: some units were rejected
+    for path in bad:
+        assert result.output.count(path.name) == 1, result.output
+    assert "invalid JSON" in result.output and "birthDate" in result.output
+    if as_json:
+        report = json.loads(result.stdout)
+        assert sorted(Path(r["file"]).name for r in report["rejected"]) == sorted(
+            p.name for p in bad
+        )
+        assert report["imported"] == {"Patient": 1}
+    engine = make_engine(db)
+    with Session(engine) as session:
+        assert session.scalars(select(Patient.id)).all() == ["p-good"]
+    engine.dispose()
+
+
+def test_import_with_only_good_files_exits_0(tmp_path: Path) -> None:
+    good, _ = _mixed_import_folder(tmp_path)
+    result = runner.invoke(app, ["import", str(good), "--db", f"sqlite:///{tmp_path}/ok.db"])
+    assert result.exit_code == 0, result.output
+    assert "rejected" not in result.output
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0.0", "1700000000", "2021-07-31T12:00:00", "2021-07", "31/07/2021", "2021-02-30", ""],
+)
+def test_as_of_accepts_only_iso_dates_and_aware_date_times(tmp_path: Path, value: str) -> None:
+    """Issue 9 items 8/9: a number, a naive date-time or a non-ISO date is refused."""
+    db = f"sqlite:///{tmp_path}/x.db"
+    for command in (["billing", "report"], ["finance-summary"], ["score"]):
+        result = runner.invoke(app, [*command, "--as-of", value, "--json", "--db", db])
+        assert result.exit_code == 2, (command, result.output)
+        assert "--as-of" in result.output, result.output
+        assert "Traceback" not in result.output
+
+
+def test_as_of_date_means_the_end_of_that_day_utc(tmp_path: Path) -> None:
+    """The CLI reads ``--as-of DATE`` as the API does: the end of that day, UTC."""
+    db = f"sqlite:///{tmp_path}/x.db"
+    by_date = runner.invoke(
+        app, ["billing", "report", "--as-of", "2021-07-31", "--json", "--db", db]
+    )
+    assert by_date.exit_code == 0, by_date.output
+    assert json.loads(by_date.stdout)["as_of"] == "2021-07-31T23:59:59.999999+00:00"
+    by_time = runner.invoke(
+        app, ["billing", "report", "--as-of", "2021-07-31T14:00:00+02:00", "--json", "--db", db]
+    )
+    assert by_time.exit_code == 0, by_time.output
+    assert json.loads(by_time.stdout)["as_of"] == "2021-07-31T12:00:00+00:00"
