@@ -53,7 +53,9 @@ class Settings(BaseSettings):
     market : {"US", "IN", "UK"}, default="US"
         Billing market (charges, tax, claims rules).
     currency : str, default="USD"
-        ISO 4217 currency used for charges when the chargemaster gives none.
+        ISO 4217 currency the ledger keeps all money in, **when set explicitly**
+        (``HEALTHOS_CURRENCY``); unset, the market's currency is used (IN → INR, UK → GBP).
+        Read it through :func:`healthos_core.billing.money.ledger_currency`, never here.
     host, port : str, int
         Where ``healthos serve`` listens; default 127.0.0.1:8000.
     models_dir : Path or None, default=None
