@@ -22,10 +22,13 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    any_,
+    bindparam,
     create_engine,
     event,
     select,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import DateTime, TypeDecorator
 
@@ -203,11 +206,11 @@ def lock_rows(session: Session, table: Table, ids: Iterable[str]) -> None:
     wanted = sorted(set(ids))
     if not wanted or session.get_bind().dialect.name != "postgresql":
         return
-    for start in range(0, len(wanted), 5000):
-        chunk = wanted[start : start + 5000]
+    for start in range(0, len(wanted), 50_000):
+        chunk = bindparam(None, wanted[start : start + 50_000], type_=ARRAY(String))
         session.execute(
             select(table.c.id)
-            .where(table.c.id.in_(chunk))
+            .where(table.c.id == any_(chunk))
             .order_by(table.c.id)
             .with_for_update(key_share=True)
         ).all()

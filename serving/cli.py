@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -795,19 +796,51 @@ def serve(
     db: DbOption = None,
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (each its own connection pool).")
+    ] = 1,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log every request line (off: paths and query strings can hold patient "
+            "identifiers, e.g. ?identifier=<SSN>).",
+        ),
+    ] = False,
 ) -> None:
-    """Serve the API (and OpenAPI docs at /docs) with uvicorn until interrupted."""
+    """Serve the API (and OpenAPI docs at /docs) with uvicorn until interrupted.
+
+    The database is migrated once, here. With ``--workers`` above 1 uvicorn starts that
+    many processes, each building the app with :func:`serving.main.create_app` from the
+    settings, so the database URL is handed to them as ``HEALTHOS_DATABASE_URL``.
+    """
     import uvicorn
 
     from serving.main import create_app
 
     settings = get_settings()
     engine, _ = open_database(db)
+    bind_host, bind_port = host or settings.host, port or settings.port
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings, engine=engine),
+            host=bind_host,
+            port=bind_port,
+            log_level="info",
+            access_log=access_log,
+        )
+        return
+    engine.dispose()
+    # The worker processes read the settings from the environment (this process's URL).
+    os.environ["HEALTHOS_DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
     uvicorn.run(
-        create_app(settings, engine=engine),
-        host=host or settings.host,
-        port=port or settings.port,
+        "serving.main:create_app",
+        factory=True,
+        workers=workers,
+        host=bind_host,
+        port=bind_port,
         log_level="info",
+        access_log=access_log,
     )
 
 
