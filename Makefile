@@ -29,3 +29,14 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
+
+## Remove the local state folder (HEALTHOS_VAR_DIR, default ./var): the demo database, the
+## local MLflow store and its artifacts. `make demo` builds it again.
+VAR_DIR ?= $(or $(HEALTHOS_VAR_DIR),var)
+clean-var:
+	@case "$(VAR_DIR)" in ""|/|.|..|~) echo "clean-var: refusing to remove '$(VAR_DIR)'" >&2; exit 2;; esac
+	@if [ -e "$(VAR_DIR)" ]; then \
+		rm -rf -- "$(VAR_DIR)" && echo "removed $(VAR_DIR)/ (demo database, MLflow store); make demo builds it again"; \
+	else \
+		echo "$(VAR_DIR)/ does not exist: nothing to remove"; \
+	fi
