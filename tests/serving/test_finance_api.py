@@ -354,3 +354,30 @@ def test_admin_may_not_work_the_worklist(
             select(SuggestionRecord.status).where(SuggestionRecord.id == ids["c3"])
         )
     assert status == "open"
+
+
+def test_later_steps_on_a_worked_item_are_notes_and_accepting_it_is_409(
+    client: TestClient, engine: Engine, ids: dict[str, str]
+) -> None:
+    finance = token_subject(token_of("finance"))
+    target = f"{URL}/worklist/{ids['c1']}/actions"
+
+    fixed = client.post(target, json={"outcome": "fixed"}, headers=auth("finance"))
+    resubmitted = client.post(
+        target, json={"outcome": "resubmitted", "note": "sent again"}, headers=auth("finance")
+    )
+    accepted = client.post(target, json={"outcome": "accepted"}, headers=auth("finance"))
+
+    assert (fixed.status_code, resubmitted.status_code) == (200, 200)
+    body = resubmitted.json()
+    assert (body["status"], body["outcome"]) == ("acted", "resubmitted")
+    assert [(a["action"], a["outcome"]) for a in body["actions"]] == [
+        ("act", "fixed"),
+        ("note", "resubmitted"),
+    ]
+    assert (accepted.status_code, accepted.json()["code"]) == (409, "conflict")
+    assert "acted" in accepted.json()["detail"] and finance in accepted.json()["detail"]
+    assert [row[:2] for row in audit_rows(engine, ids["c1"])] == [
+        ("act", "fixed"),
+        ("note", "resubmitted"),
+    ]
