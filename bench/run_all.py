@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench import (
+    bench_api,
     bench_claims,
     bench_denial,
     bench_fhir_import,
@@ -18,6 +19,7 @@ def main() -> None:
     bench_claims.main([])
     bench_models.main([])
     bench_denial.main([])
+    bench_api.main([])
 
 
 if __name__ == "__main__":
