@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -23,7 +24,7 @@ from healthos_core.billing.ledger import post_charge
 from healthos_core.db import session_scope
 from healthos_core.settings import Settings
 from tests.conftest import table_counts
-from tests.factories import SNOMED, make_organization, make_patient, new_id
+from tests.factories import SNOMED, chargemaster_csv, make_organization, make_patient, new_id
 
 TOKENS = {"tok-finance-0001": "finance", "tok-admin-0001": "admin"}
 SETTINGS = Settings(environment="test", api_tokens=TOKENS)  # type: ignore[arg-type]
@@ -159,3 +160,25 @@ def test_a_payment_with_nothing_owed_shows_as_a_credit_balance(
 
     assert (nothing_owed["balance_due"], nothing_owed["credit_balance"]) == ("0.00", "30.00")
     assert (owing["balance_due"], owing["credit_balance"]) == ("15.00", "0.00")  # 40 − 25
+
+
+def test_the_command_line_refuses_a_chargemaster_in_another_currency(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    csv_path = tmp_path / "prices.csv"
+    csv_path.write_text(
+        chargemaster_csv(
+            [
+                f"{SNOMED},185349003,Visit,125.00,USD,,,2024-01-01,",
+                f"{SNOMED},X,Euro,9,EUR,,,2024-01-01,",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    db = f"sqlite:///{tmp_path}/cli.db"
+    result = CliRunner().invoke(app, ["chargemaster", "load", str(csv_path), "--db", db])
+    assert result.exit_code != 0
+    assert "line 3, column 'currency': currency 'EUR' is refused" in " ".join(result.output.split())
+    assert "nothing was written" in " ".join(result.output.split())
