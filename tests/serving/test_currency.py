@@ -182,3 +182,27 @@ def test_the_command_line_refuses_a_chargemaster_in_another_currency(tmp_path: P
     assert result.exit_code != 0
     assert "line 3, column 'currency': currency 'EUR' is refused" in " ".join(result.output.split())
     assert "nothing was written" in " ".join(result.output.split())
+
+
+def test_an_authorization_amount_in_another_currency_is_422(
+    client: TestClient, engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    with session_scope(session_factory) as session:
+        payer = make_organization(session, name="Payer", type_code="pay").id
+        patient = make_patient(session).id
+    before = table_counts(engine)
+    response = client.post(
+        f"{API}/authorizations",
+        json={
+            "patient_id": patient,
+            "payer_id": payer,
+            "kind": "cashless-preauth",
+            "service_categories": ["inpatient_admission"],
+            "requested_amount": "45000.00",
+            "currency": "INR",
+        },
+        headers=FINANCE,
+    )
+    assert response.status_code == 422, response.text
+    assert "currency 'INR' is refused: HealthOS keeps its money in USD" in response.json()["detail"]
+    assert table_counts(engine) == before
