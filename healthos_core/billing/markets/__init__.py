@@ -27,6 +27,10 @@ Markets
     :class:`healthos_core.billing.markets.uk.UKMarket`: NHS Payment Scheme, HRG unit
     price × market forces factor (:func:`~.uk.price_activity`).
 
+The deployment's market also sets the currency its ledger keeps all money in, unless
+``HEALTHOS_CURRENCY`` is set (:func:`healthos_core.billing.money.ledger_currency`): a
+facility whose market keeps another currency cannot share that ledger.
+
 Everything here is a pure function or a frozen dataclass: no table, no session.
 """
 
