@@ -41,9 +41,7 @@ WORKERS = 8
 AT = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 
 
-def run_together(
-    factory: sessionmaker[Session], jobs: list[Callable[[Session], Any]]
-) -> list[Any]:
+def run_together(factory: sessionmaker[Session], jobs: list[Callable[[Session], Any]]) -> list[Any]:
     """Run each job in its own thread and transaction, all released at once.
 
     Returns each job's result, or the exception it raised (not re-raised). The sessions
@@ -189,7 +187,9 @@ def test_parallel_remittances_for_one_patient_post_each_claim_once(
 
     def respond(claim_id: str, response_id: str) -> Callable[[Session], Any]:
         resource = fhir_response(
-            claim_id, patient_id, {1: paid_line("100.00", "30.00", "20.00")},
+            claim_id,
+            patient_id,
+            {1: paid_line("100.00", "30.00", "20.00")},
             response_id=response_id,
         )
 
