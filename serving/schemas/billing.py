@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from healthos_core.billing.claims import ClaimIssue
 from healthos_core.billing.entities import (
@@ -27,7 +27,7 @@ from healthos_core.billing.ledger import Account, Invoice, JournalEntry
 from healthos_core.billing.markets.india import TpaClock
 from healthos_core.billing.payers import EligibilityResult, PriorAuthorization
 from healthos_core.record.entities import Coverage
-from serving.schemas.common import ProblemDetails
+from serving.schemas.common import IsoDate, IsoDateTime, ProblemDetails
 
 _CENT = Decimal("0.01")
 
@@ -165,9 +165,9 @@ class AuthorizationCreate(BaseModel):
     encounter_id: Code | None = None
     service_codes: list[Code] = Field(default=[], max_length=100)
     service_categories: list[Code] = Field(default=[], max_length=100)
-    valid_from: dt.date | None = None
-    valid_to: dt.date | None = None
-    requested_at: AwareDatetime | None = None
+    valid_from: IsoDate | None = None
+    valid_to: IsoDate | None = None
+    requested_at: IsoDateTime | None = None
     requested_amount: Amount | None = Field(default=None, examples=["45000.00"])
     currency: CurrencyCode | None = None
     reference_number: Code | None = None
@@ -185,10 +185,10 @@ class AuthorizationDecision(BaseModel):
 
     status: Literal["approved", "denied", "cancelled"]
     reference_number: Code | None = None
-    valid_from: dt.date | None = None
-    valid_to: dt.date | None = None
+    valid_from: IsoDate | None = None
+    valid_to: IsoDate | None = None
     reason: Reason | None = None
-    decided_at: AwareDatetime | None = Field(default=None, description="Default now")
+    decided_at: IsoDateTime | None = Field(default=None, description="Default now")
     approved_amount: Amount | None = None
 
 
@@ -197,7 +197,7 @@ class AuthorizationExpire(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    as_of: dt.date | None = Field(default=None, description="Default today (UTC)")
+    as_of: IsoDate | None = Field(default=None, description="Default today (UTC)")
 
 
 class TpaClockPublic(BaseModel):
@@ -343,8 +343,8 @@ class ClaimLineUpdate(BaseModel):
     quantity: Quantity | None = None
     unit_price: Amount | None = None
     modifiers: list[Annotated[str, Field(min_length=1, max_length=8)]] | None = None
-    diagnosis_sequence: list[Annotated[int, Field(ge=1)]] | None = None
-    service_date: dt.date | None = None
+    diagnosis_sequence: list[Annotated[StrictInt, Field(ge=1)]] | None = None
+    service_date: IsoDate | None = None
     revenue_code: Annotated[str, Field(pattern=r"^\d{3,4}$")] | None = None
     category: Code | None = None
 
@@ -883,7 +883,7 @@ class InvoiceCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    self_pay: bool = False
+    self_pay: StrictBool = False
 
 
 class StatementLinePublic(BaseModel):
@@ -969,7 +969,7 @@ class PaymentCreate(BaseModel):
         description="Must be the ledger currency (HEALTHOS_CURRENCY, else the market's), "
         "the default; another is refused (422)",
     )
-    at: AwareDatetime | None = Field(
+    at: IsoDateTime | None = Field(
         default=None,
         description="When received; default now. Not in the future (5 minutes of clock "
         "skew allowed), not before HEALTHOS_LEAKAGE_BILLING_START (422)",
@@ -990,11 +990,11 @@ class RefundCreate(BaseModel):
     currency: CurrencyCode | None = Field(
         default=None, description="As for a payment: the ledger currency only"
     )
-    at: AwareDatetime | None = Field(
+    at: IsoDateTime | None = Field(
         default=None, description="When; default now. The same bounds as a payment's"
     )
     reference: SourceRef | None = None
-    payable: bool = False
+    payable: StrictBool = False
 
 
 # --------------------------------------------------------------------------- report

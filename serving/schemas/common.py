@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Final, Literal
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 #: The largest ``offset`` a list route accepts: past any real table, and far inside the
 #: 64-bit integer a database takes for ``OFFSET`` (a larger one was a 500, issue 9).
 MAX_OFFSET: Final = 10**9
+
+
+def iso_text(value: object) -> object:
+    """Refuse a JSON number or boolean where the contract says an ISO 8601 string.
+
+    pydantic's lax mode reads a number as a Unix timestamp (``0`` is 1970-01-01), which
+    the OpenAPI document (``type: string``) does not allow (issue 9 item 8).
+
+    Raises
+    ------
+    ValueError
+        For a number or a boolean (a 422 naming the field).
+    """
+    if isinstance(value, bool | int | float):
+        raise ValueError("must be an ISO 8601 string; a number is not a date")
+    return value
+
+
+#: A date in a request body: an ISO 8601 string (``2025-03-01``), never a number.
+IsoDate = Annotated[dt.date, BeforeValidator(iso_text)]
+#: A date-time with its zone in a request body: an ISO 8601 string, never a number.
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(iso_text)]
 
 #: The ``offset`` query parameter of every list route: rows to skip, 0 to :data:`MAX_OFFSET`.
 Offset = Annotated[

@@ -493,3 +493,29 @@ def test_409_is_documented_on_every_write(client: TestClient) -> None:
         if path.startswith(API) and method != "get" and "409" not in operation["responses"]
     ]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("route", "payload", "field"),
+    [
+        ("/authorizations/expire", {"as_of": 0}, "as_of"),
+        (
+            "/authorizations",
+            {"patient_id": "pat-1", "payer_id": "p", "valid_from": 1_499_990_400},
+            "valid_from",
+        ),
+        ("/patients/pat-1/payments", {"amount": "10.00", "at": 1_700_000_000}, "at"),
+        ("/patients/pat-1/invoices", {"self_pay": "true"}, "self_pay"),
+    ],
+)
+def test_a_number_or_string_where_the_schema_says_otherwise_is_422(
+    client: TestClient, engine: Engine, patient: str, route: str, payload: Any, field: str
+) -> None:
+    # pydantic's lax mode read 0 as 1970-01-01 and "true" as True: schema-violating
+    # requests accepted (schemathesis ST201).
+    before = table_counts(engine)
+
+    response = client.post(f"{API}{route}", json=payload, headers=auth("finance"))
+
+    assert ["body", field] in error_locs(assert_problem(response, 422))
+    assert table_counts(engine) == before
