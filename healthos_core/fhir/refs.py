@@ -131,10 +131,10 @@ def parse_datetime(value: str | None) -> dt.datetime | None:
 EARLIEST_AS_OF = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
 #: ``YYYY-MM-DD`` (ISO 8601 extended calendar date).
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-#: An ISO 8601 / RFC 3339 date-time, with or without its offset (a missing one is refused
-#: by name in :func:`parse_as_of`).
+#: An RFC 3339 date-time (OpenAPI's ``date-time``), its offset optional here only so that a
+#: missing one is refused by name in :func:`parse_as_of`.
 _ISO_DATE_TIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:[Zz]|[+-]\d{2}:\d{2})?"
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})?"
 )
 
 
@@ -150,7 +150,9 @@ def parse_as_of(value: str, *, name: str = "as_of") -> dt.datetime:
     Parameters
     ----------
     value : str
-        ``YYYY-MM-DD`` or ``YYYY-MM-DDThh:mm[:ss[.ffffff]](Z|±hh:mm)``.
+        ``YYYY-MM-DD`` or ``YYYY-MM-DDThh:mm:ss[.fff...](Z|±hh:mm)`` (RFC 3339, the
+        ``date`` and ``date-time`` formats the OpenAPI document names; fractions beyond
+        microseconds are truncated).
     name : str, default="as_of"
         The parameter's name as the caller knows it (``--as-of`` on the command line),
         named in the error.

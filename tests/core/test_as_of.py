@@ -17,10 +17,10 @@ UTC = dt.UTC
     [
         ("2021-07-31", dt.datetime(2021, 7, 31, 23, 59, 59, 999999, tzinfo=UTC)),
         ("2021-07-31T12:00:00Z", dt.datetime(2021, 7, 31, 12, tzinfo=UTC)),
-        ("2021-07-31T12:00Z", dt.datetime(2021, 7, 31, 12, tzinfo=UTC)),
         ("2021-07-31t12:00:00z", dt.datetime(2021, 7, 31, 12, tzinfo=UTC)),
         ("2021-07-31T14:30:00.25+02:00", dt.datetime(2021, 7, 31, 12, 30, 0, 250000, tzinfo=UTC)),
-        ("2021-07-31 23:00:00-05:00", dt.datetime(2021, 8, 1, 4, tzinfo=UTC)),
+        ("2021-07-31T23:00:00-05:00", dt.datetime(2021, 8, 1, 4, tzinfo=UTC)),
+        ("2021-07-31T12:00:00.1234567Z", dt.datetime(2021, 7, 31, 12, 0, 0, 123456, tzinfo=UTC)),
         ("9999-12-31", dt.datetime.max.replace(tzinfo=UTC)),
         ("1900-01-01T00:00:00Z", dt.datetime(1900, 1, 1, tzinfo=UTC)),
     ],
@@ -40,6 +40,8 @@ def test_iso_date_is_its_end_and_aware_date_time_is_utc(text: str, expected: dt.
         ("2021-07", "not an ISO 8601 date"),
         ("20210731", "not an ISO 8601 date"),
         ("2021-W30-6", "not an ISO 8601 date"),
+        ("2021-07-31T12:00Z", "not an ISO 8601 date"),  # RFC 3339 needs the seconds
+        ("2021-07-31 12:00:00Z", "not an ISO 8601 date"),
         ("2021-02-30", "not a calendar date"),
         ("2021-07-31T25:00:00Z", "not a calendar date"),
         ("2021-07-31T12:00:00", "has no time zone"),
