@@ -104,6 +104,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -731,7 +732,9 @@ def post_journals(session: Session, specs: Sequence[JournalSpec]) -> list[str]:
         :func:`~healthos_core.billing.money.check_currency`), has no ``Type/id`` source,
         or posts to an account kept in another currency. Nothing is written.
     ConflictError
-        If an entry with the same key exists with different lines.
+        If an entry with the same key exists with different lines (also when another
+        transaction posts it at the same moment: the rows are inserted in a savepoint
+        and, on a unique-key violation, checked again).
     NotFoundError
         If a new ``patient_ar``/``payer_ar`` account names a Patient or Organization that
         does not exist.
@@ -785,36 +788,55 @@ def post_journals(session: Session, specs: Sequence[JournalSpec]) -> list[str]:
                 )
     _ensure_accounts(session, wanted)
     now = utcnow()
-    bulk_insert(
-        session,
-        JournalEntry.__table__,  # type: ignore[arg-type]
-        [
-            (
-                key,
-                str(spec.kind),
-                spec.source_ref,
-                spec.discriminator,
-                spec.at,
-                now,
-                spec.created_by[:128],
-                spec.description[:512] if spec.description else None,
-                spec.facility_id,
+    dbapi = session.get_bind().dialect.dbapi
+    duplicate: tuple[type[Exception], ...] = (IntegrityError,) + (
+        (dbapi.IntegrityError,) if dbapi is not None else ()
+    )
+    try:
+        with session.begin_nested():
+            bulk_insert(
+                session,
+                JournalEntry.__table__,  # type: ignore[arg-type]
+                [
+                    (
+                        key,
+                        str(spec.kind),
+                        spec.source_ref,
+                        spec.discriminator,
+                        spec.at,
+                        now,
+                        spec.created_by[:128],
+                        spec.description[:512] if spec.description else None,
+                        spec.facility_id,
+                    )
+                    for key, spec, _ in new
+                ],
+                columns=_ENTRY_COLUMNS,
             )
-            for key, spec, _ in new
-        ],
-        columns=_ENTRY_COLUMNS,
-    )
-    bulk_insert(
-        session,
-        LedgerPosting.__table__,  # type: ignore[arg-type]
-        [
-            (key, r["account_id"], r["debit"], r["credit"], r["currency"], r["claim_id"])
-            for key, _, rows in new
-            for r in rows
-        ],
-        columns=_POSTING_COLUMNS,
-    )
+            bulk_insert(
+                session,
+                LedgerPosting.__table__,  # type: ignore[arg-type]
+                [
+                    (key, r["account_id"], r["debit"], r["credit"], r["currency"], r["claim_id"])
+                    for key, _, rows in new
+                    for r in rows
+                ],
+                columns=_POSTING_COLUMNS,
+            )
+    except duplicate as exc:
+        # Another transaction committed one of these entries after our check (one
+        # reference sent for two patients at once): check again, now seeing it, so the
+        # caller gets the stored entry or a ConflictError, never the database's error.
+        if not _unique_violation(exc):
+            raise
+        return post_journals(session, specs)
     return [key for key, _, _ in new]
+
+
+def _unique_violation(exc: Exception) -> bool:
+    """Whether a database error is a unique-key violation (SQLSTATE 23505 / SQLite UNIQUE)."""
+    orig = getattr(exc, "orig", None) or exc
+    return getattr(orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(orig)
 
 
 def _pg_copy_type(column_type: Any) -> str | None:

@@ -32,7 +32,7 @@ from healthos_core.billing.ledger import (
 )
 from healthos_core.billing.remittance import ClaimResponseAdjudication
 from healthos_core.db import make_session_factory, session_scope
-from healthos_core.errors import FhirValidationError, InvalidInputError
+from healthos_core.errors import ConflictError, FhirValidationError, InvalidInputError
 from healthos_core.fhir.importer import import_document
 from tests.core.test_remittance import PAYER, fhir_claim, fhir_response, paid_line
 from tests.factories import make_organization, make_patient, new_id
@@ -133,6 +133,34 @@ def test_one_payment_reference_from_parallel_clients_is_booked_once(
     with session_scope(session_factory) as session:
         assert session.scalar(select(func.count()).select_from(JournalEntry)) == 1
         assert account_balance(session, patient_ar(patient_id)) == Decimal("-40.00")
+        assert trial_balance(session)["balanced"]
+
+
+def test_one_reference_for_two_patients_at_once_is_one_entry_and_a_clean_conflict(
+    session_factory: sessionmaker[Session], patient_id: str
+) -> None:
+    """The same reference sent for two patients by 8 clients: one entry, the rest 409s."""
+    with session_scope(session_factory) as session:
+        other = make_patient(session).id
+
+    def pay(patient: str) -> Callable[[Session], Any]:
+        def job(session: Session) -> str:
+            return post_patient_payment(
+                session,
+                patient,
+                Decimal("15.00"),
+                source_ref="PaymentReconciliation/mixed-up",
+                at=AT,
+                currency="USD",
+            ).id
+
+        return job
+
+    results = run_together(session_factory, [pay(patient_id), pay(other)] * (WORKERS // 2))
+    assert unexpected(results, (ConflictError,)) == []
+    assert len({r for r in results if isinstance(r, str)}) == 1
+    with session_scope(session_factory) as session:
+        assert session.scalar(select(func.count()).select_from(JournalEntry)) == 1
         assert trial_balance(session)["balanced"]
 
 
