@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import math
 from collections.abc import Collection, Iterable, Sequence
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import (
-    ColumnElement,
     Float,
     ForeignKey,
     Index,
     Integer,
+    Select,
     String,
     Text,
+    bindparam,
     case,
     func,
     select,
@@ -518,27 +520,55 @@ def list_suggestions(
         raise InvalidInputError(f"limit must be between 1 and {_MAX_PAGE} (got {limit})")
     if offset < 0:
         raise InvalidInputError(f"offset must not be negative (got {offset})")
-    conditions: list[ColumnElement[bool]] = []
-    audiences = _as_list("audience", audience)
-    if audiences is not None:
-        conditions.append(SuggestionRecord.audience.in_(audiences))
-    statuses = _as_list("status", status)
-    if statuses is not None:
-        conditions.append(SuggestionRecord.status.in_(statuses))
-    if subject is not None:
-        conditions.append(SuggestionRecord.subject == subject)
-    if patient_id is not None:
-        conditions.append(SuggestionRecord.patient_id == patient_id)
-    if kind is not None:
-        conditions.append(SuggestionRecord.kind == kind)
-    query = select(SuggestionRecord).where(*conditions).order_by(*_WORKLIST_ORDER)
-    records = list(session.scalars(query.limit(limit).offset(offset)))
+    values: dict[str, Any] = {
+        "audiences": _as_list("audience", audience),
+        "statuses": _as_list("status", status),
+        "subject": subject,
+        "patient_id": patient_id,
+        "kind": kind,
+    }
+    filters = tuple(name for name, value in values.items() if value is not None)
+    page, count_query = _worklist_statements(filters)
+    params = {name: values[name] for name in filters}
+    records = list(session.scalars(page, {**params, "limit": limit, "offset": offset}))
     if len(records) < limit and (records or offset == 0):
         # A short page is the last one, so the total is known without a count query
         # (one query, not two, for a ward's worklist: issue 9 item 10).
         return records, offset + len(records)
-    count = session.scalar(select(func.count()).select_from(SuggestionRecord).where(*conditions))
+    count = session.scalar(count_query, params)
     return records, int(count or 0)
+
+
+@functools.cache
+def _worklist_statements(filters: tuple[str, ...]) -> tuple[Select[Any], Select[Any]]:
+    """Return the page and count statements of :func:`list_suggestions` for ``filters``.
+
+    Built once per combination of filters, with the values as bound parameters:
+    building a statement cost more than running it on the worklist (the profile in
+    ``bench/bench_api.py``).
+    """
+    columns = {
+        "audiences": SuggestionRecord.audience,
+        "statuses": SuggestionRecord.status,
+        "subject": SuggestionRecord.subject,
+        "patient_id": SuggestionRecord.patient_id,
+        "kind": SuggestionRecord.kind,
+    }
+    conditions = [
+        columns[name].in_(bindparam(name, expanding=True))
+        if name in ("audiences", "statuses")
+        else columns[name] == bindparam(name)
+        for name in filters
+    ]
+    page = (
+        select(SuggestionRecord)
+        .where(*conditions)
+        .order_by(*_WORKLIST_ORDER)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    count = select(func.count()).select_from(SuggestionRecord).where(*conditions)
+    return page, count
 
 
 def get_suggestion(

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, defer, joinedload
 
 from healthos_core.db import Base
@@ -777,6 +777,14 @@ def discharge(
 
 # --------------------------------------------------------------------------- reads
 
+#: A patient with its identifiers (joined) and without the stored FHIR resource. Built
+#: once: building the statement cost more than running it (``bench/bench_api.py``).
+_PATIENT_BY_ID = (
+    select(Patient)
+    .where(Patient.id == bindparam("patient_id"))
+    .options(joinedload(Patient.identifiers), defer(Patient.resource))
+)
+
 
 def get_patient(session: Session, id: str) -> Patient:
     """Return a patient by id.
@@ -800,12 +808,7 @@ def get_patient(session: Session, id: str) -> Patient:
     NotFoundError
         No such patient.
     """
-    query = (
-        select(Patient)
-        .where(Patient.id == id)
-        .options(joinedload(Patient.identifiers), defer(Patient.resource))
-    )
-    patient = session.scalars(query).unique().one_or_none()
+    patient = session.scalars(_PATIENT_BY_ID, {"patient_id": id}).unique().one_or_none()
     if patient is None:
         raise NotFoundError(f"Patient/{id} does not exist")
     return patient
