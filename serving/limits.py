@@ -14,7 +14,8 @@ request without a body) that, in this order:
    limit is ``settings.max_body_bytes`` or a larger one per route
    (``max_remittance_body_bytes`` for remittance files);
 4. for JSON and NDJSON bodies to the API, refuses with 422, before anything parses them,
-   nesting deeper than ``settings.max_json_depth`` (a cheap scan of the brackets outside
+   a body that is not UTF-8 (``json.loads`` would read UTF-16 and UTF-32 too, past this
+   scan), nesting deeper than ``settings.max_json_depth`` (a cheap scan of the brackets outside
    strings), and strings holding ``\u0000`` or a lone UTF-16 surrogate (text no
    database column can store).
 
@@ -308,7 +309,14 @@ class RequestGuard:
                 return b"".join(chunks)
 
     def _check_json(self, body: bytes) -> None:
-        """Refuse JSON nested too deeply or holding text no column can store."""
+        """Refuse JSON not in UTF-8, nested too deeply, or holding text no column can store."""
+        if b"\x00" in body:  # UTF-16/32 (json.loads reads them) or a raw NUL: never UTF-8 JSON
+            raise _Refusal(
+                422,
+                "invalid-request",
+                "the JSON body is not UTF-8 text (RFC 8259 §8.1) or holds a NUL byte",
+                [{"loc": ["body"], "msg": "not UTF-8 JSON", "type": "json_encoding"}],
+            )
         depth_limit = self.settings.max_json_depth
         if json_depth(body, limit=depth_limit) > depth_limit:
             raise _Refusal(

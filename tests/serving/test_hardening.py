@@ -519,3 +519,18 @@ def test_a_number_or_string_where_the_schema_says_otherwise_is_422(
 
     assert ["body", field] in error_locs(assert_problem(response, 422))
     assert table_counts(engine) == before
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_json_not_in_utf8_is_422_problem(client: TestClient, encoding: str) -> None:
+    # json.loads reads UTF-16 and UTF-32 too, where "\u0000" escapes hide from a UTF-8 scan.
+    body = '{"encounter_id": "enc\\u0000"}'.encode(encoding)
+
+    response = client.post(
+        f"{API}/claims",
+        content=body,
+        headers={**auth("finance"), "Content-Type": "application/json"},
+    )
+
+    problem = assert_problem(response, 422)
+    assert "UTF-8" in problem["detail"]
