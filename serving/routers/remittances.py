@@ -109,6 +109,10 @@ def unit_of(body: RawBody) -> Unit:
                 raise FhirValidationError(
                     f"line {number}: invalid JSON ({exc.msg})", source=SOURCE
                 ) from None
+            except ValueError:  # an integer past sys.get_int_max_str_digits() digits
+                raise FhirValidationError(
+                    f"line {number}: a number too long to read", source=SOURCE
+                ) from None
             if not isinstance(resource, dict) or "resourceType" not in resource:
                 raise FhirValidationError(f"line {number}: not a FHIR resource", source=SOURCE)
             entries.append((None, resource))
@@ -120,6 +124,8 @@ def unit_of(body: RawBody) -> Unit:
             raise FhirValidationError(
                 f"invalid JSON at line {exc.lineno} column {exc.colno} ({exc.msg})", source=SOURCE
             ) from None
+        except ValueError:  # an integer past sys.get_int_max_str_digits() digits
+            raise FhirValidationError("a number too long to read", source=SOURCE) from None
         unit = unit_from_document(document, source=SOURCE)
     types = {
         str(r.get("resourceType") or "a resource without resourceType") for _, r in unit.entries

@@ -534,3 +534,21 @@ def test_json_not_in_utf8_is_422_problem(client: TestClient, encoding: str) -> N
 
     problem = assert_problem(response, 422)
     assert "UTF-8" in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "end"), [("application/fhir+json", ""), ("application/fhir+ndjson", "\n")]
+)
+def test_a_remittance_number_too_long_to_read_is_422_problem(
+    client: TestClient, content_type: str, end: str
+) -> None:
+    # json.loads raises a plain ValueError past 4300 digits (not a JSONDecodeError): a 500.
+    body = '{"resourceType": "ClaimResponse", "id": "cr-1", "n": ' + "1" * 5000 + "}" + end
+
+    response = client.post(
+        f"{API}/remittances",
+        content=body.encode(),
+        headers={**auth("finance"), "Content-Type": content_type},
+    )
+
+    assert "number" in assert_problem(response, 422)["detail"]
