@@ -25,7 +25,11 @@ from typing import Annotated, Final, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
@@ -294,3 +298,65 @@ def require_roles(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
         return user
 
     return check_role
+
+
+def _declared_query_names(dependant: Dependant) -> frozenset[str]:
+    """Return the query parameter names (aliases) an endpoint and its dependencies take."""
+    names: set[str] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        for param in current.query_params:
+            model = param.field_info.annotation
+            if isinstance(model, type) and issubclass(model, BaseModel):  # a query model
+                names.update(f.alias or n for n, f in model.model_fields.items())
+            else:
+                names.add(param.alias)
+        pending.extend(current.dependencies)
+    return frozenset(names)
+
+
+def _query_names(request: Request, route: APIRoute) -> frozenset[str]:
+    """Return the query parameters a route declares (computed once per route)."""
+    table: dict[int, frozenset[str]] | None = getattr(request.app.state, "query_names", None)
+    if table is None:
+        table = request.app.state.query_names = {}
+    names = table.get(id(route))
+    if names is None:
+        names = table[id(route)] = _declared_query_names(route.dependant)
+    return names
+
+
+async def known_query_parameters(request: Request) -> None:
+    """Refuse a query parameter the route does not declare (422, naming it).
+
+    FastAPI ignores unknown query parameters, so a misspelt filter
+    (``?audiance=nurse``) would silently answer with everything; the OpenAPI document
+    lists each route's parameters, and a request with others does not match it
+    (schemathesis: "query violates additionalProperties"). The known names are those
+    the route's endpoint and dependencies declare, which the document lists. Mounted
+    on every router by :func:`serving.main.create_app`, after authentication on the API.
+
+    Raises
+    ------
+    fastapi.exceptions.RequestValidationError
+        One error per unknown parameter, at ``("query", name)`` (answered as 422
+        problem details).
+    """
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    known = _query_names(request, route)
+    unknown = sorted({name for name in request.query_params if name not in known})
+    if unknown:
+        takes = ", ".join(sorted(known)) or "no query parameters"
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", name),
+                    "msg": f"unknown query parameter {name!r}; this route takes: {takes}",
+                    "type": "extra_forbidden",
+                }
+                for name in unknown
+            ]
+        )

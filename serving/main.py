@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -48,6 +48,7 @@ from healthos_core.errors import (
     PermissionDeniedError,
 )
 from healthos_core.settings import Settings, get_settings
+from serving.deps import get_current_user, known_query_parameters
 from serving.limits import BodyLimit, RequestGuard
 from serving.problems import PROBLEM_MEDIA_TYPE, ProblemResponse, http_problem, problem_response
 from serving.routers import api_router, health
@@ -379,8 +380,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.add_middleware(UnexpectedErrorMiddleware)  # added last: the outermost
 
-    app.include_router(health.router)
-    app.include_router(api_router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
-    app.include_router(model_routes.router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
-    app.include_router(finance_routes.router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
+    strict_query = [Depends(known_query_parameters)]
+    # On the API the token is checked first (401 before 422); the result is cached for
+    # the route's own CurrentUser.
+    api_dependencies = [Depends(get_current_user), *strict_query]
+    app.include_router(health.router, dependencies=strict_query)
+    for router in (api_router, model_routes.router, finance_routes.router):
+        app.include_router(
+            router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES, dependencies=api_dependencies
+        )
     return app

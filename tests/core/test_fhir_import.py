@@ -42,7 +42,7 @@ from healthos_core.record.entities import (
     Practitioner,
     Procedure,
 )
-from serving.cli import app
+from serving.cli import EXIT_REJECTED, app
 from tests.conftest import POSTGRES_URL, postgres_url_for_schema, table_counts
 from tests.core.fhir_factories import (
     ENTRY_NAMES,
@@ -1032,7 +1032,8 @@ def test_cli_import_json_reports_files_imported_skipped_rejected_seconds(
 
     result = CliRunner().invoke(app, ["import", str(folder), "--db", cli_db_url, "--json"])
 
-    assert result.exit_code == 0, result.output
+    # the good file is imported; the rejected one makes the exit code EXIT_REJECTED
+    assert result.exit_code == EXIT_REJECTED, result.output
     data = json.loads(result.stdout)
     assert {"files", "imported", "skipped", "rejected", "seconds"} <= set(data)
     assert data["files"] == 2
@@ -1047,7 +1048,7 @@ def test_cli_import_json_reports_files_imported_skipped_rejected_seconds(
     assert counts["patient"] == 1 and counts["claim_item"] == 2
 
     again = CliRunner().invoke(app, ["import", str(folder), "--db", cli_db_url, "--json"])
-    assert again.exit_code == 0
+    assert again.exit_code == EXIT_REJECTED
     assert json.loads(again.stdout)["imported"] == BUNDLE_COUNTS
     assert sum(json.loads(again.stdout)["created"].values()) == 0
     assert _cli_counts(cli_db_url) == counts
@@ -1062,17 +1063,17 @@ def test_cli_import_only_rejections_exits_non_zero_and_names_file_and_resource(
 
     result = CliRunner().invoke(app, ["import", str(path), "--db", cli_db_url])
 
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_REJECTED
     # (rich wraps long lines of the human summary at the console width)
     said = " ".join(result.stderr.split())
     assert (
-        f"rejected bad-obs.json: Observation/{BundleIds('clibad').observation} (entry 5): "
+        f"rejected {path}: Observation/{BundleIds('clibad').observation} (entry 5): "
         "valueQuantity.value"
     ) in said
     assert _cli_counts(cli_db_url)["observation"] == 0
 
     as_json = CliRunner().invoke(app, ["import", str(path), "--db", cli_db_url, "--json"])
-    assert as_json.exit_code == 1
+    assert as_json.exit_code == EXIT_REJECTED
     rejected = json.loads(as_json.stdout)["rejected"]
     assert [r["file"] for r in rejected] == [str(path)]
     _assert_one_line(rejected[0]["reason"])
