@@ -23,6 +23,7 @@ from healthos_core.billing.entities import (
     ClaimResponse,
     ExplanationOfBenefit,
 )
+from healthos_core.billing.money import ledger_currency
 from healthos_core.errors import NotFoundError
 from healthos_core.fhir.refs import format_datetime
 from healthos_core.record.entities import (
@@ -82,7 +83,7 @@ def _period(start: dt.datetime | None, end: dt.datetime | None) -> dict[str, str
 def _money(amount: Decimal | None, currency: str | None) -> dict[str, Any] | None:
     if amount is None:
         return None
-    return {"value": float(amount), "currency": currency or "USD"}
+    return {"value": float(amount), "currency": currency or ledger_currency()}
 
 
 def _clean(resource: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from healthos_core.billing.entities import (
     ClaimResponse,
     ExplanationOfBenefit,
 )
+from healthos_core.billing.money import ledger_currency
 from healthos_core.fhir.refs import (
     coded_columns,
     first_coding,
@@ -633,7 +634,7 @@ def map_charge_item(r: dict[str, Any], ctx: MappingContext) -> Mapped:
         total=(price * quantity).quantize(Decimal("0.01"))
         if price is not None
         else Decimal("0.00"),
-        currency=currency or "USD",
+        currency=currency or ledger_currency(),
         service_ref=services[0].get("reference") if services else None,
         occurred_at=parse_datetime(r.get("occurrenceDateTime")),
         entered_at=parse_datetime(r.get("enteredDate")) or parse_datetime("1970-01-01"),

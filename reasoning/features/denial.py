@@ -58,6 +58,7 @@ from sqlalchemy.orm import Session
 
 from healthos_core.billing.claims import ICD10CM_SYSTEM, icd10cm_code
 from healthos_core.billing.entities import Claim, ClaimDiagnosis, ClaimItem, ClaimResponse
+from healthos_core.billing.money import ledger_currency
 from healthos_core.billing.payers import (
     DEFAULT_MAX_UNITS_PER_LINE,
     BundlingEdit,
@@ -535,6 +536,8 @@ def load_context(
     def text(value: Any) -> str:
         return "" if value is None else str(value)
 
+    currency = ledger_currency()
+
     return DenialContext(
         as_of=now,
         claim_id=ids,
@@ -546,7 +549,7 @@ def load_context(
         ],
         related_id=[text(r[4]) for r in rows],
         control_number=[text(r[5]) for r in rows],
-        currency=[text(r[6]) or "USD" for r in rows],
+        currency=[text(r[6]) or currency for r in rows],
         target=np.array([r[0] in wanted for r in rows], dtype=bool),
         submitted_ts=np.array([submitted(r) for r in rows], dtype=np.float64),
         billable_start_day=np.array([_day(r[9]) for r in rows], dtype=np.float64),

@@ -89,6 +89,7 @@ from healthos_core.billing.entities import (
     ClaimStatusHistory,
 )
 from healthos_core.billing.ledger import id_batches, in_ids
+from healthos_core.billing.money import ledger_currency
 from healthos_core.billing.payers import Contract
 from healthos_core.billing.remittance import ClaimResponseAdjudication
 from healthos_core.errors import InvalidInputError
@@ -522,6 +523,7 @@ class _Record:
                 or_(Claim.type_code.is_(None), Claim.type_code != _PHARMACY),
             )
         out: dict[str, _Claim] = {}
+        currency = ledger_currency()
         for r in self.session.execute(query):
             out[r.id] = _Claim(
                 r.id,
@@ -533,7 +535,7 @@ class _Record:
                 r.related_claim_id,
                 r.billing_status,
                 r.total,
-                r.currency or "USD",
+                r.currency or currency,
                 r.facility_id,
             )
             if not billing:
@@ -1033,7 +1035,7 @@ class _Finder:
                 if amount is not None and ref not in out:
                     out[ref] = (
                         amount,
-                        row.currency or "USD",
+                        row.currency or ledger_currency(),
                         f"Claim/{row.claim_id} line {row.sequence}",
                     )
         for event in events:
@@ -1058,7 +1060,7 @@ class _Finder:
         encounter = r.encounters[event.encounter_id]
         billed = r.billed(encounter.id)
         claim = billed[-1] if billed else None
-        charge, currency, where = price if price else (None, "USD", "")
+        charge, currency, where = price if price else (None, ledger_currency(), "")
         amount = r.allowed(charge, payer.payer_id, encounter.class_code) if charge else None
         contract = r.contracts.get(payer.payer_id)
         code = f"{event.code or 'no code'}" + (f" {event.display}" if event.display else "")

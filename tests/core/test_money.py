@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -168,3 +169,26 @@ def test_capture_never_charges_a_price_kept_in_another_currency(
     assert session.scalar(select(func.count()).select_from(Procedure)) == 1
     assert session.scalar(select(func.count()).select_from(ChargeItem)) == 0
     assert session.scalar(select(func.count()).select_from(JournalEntry)) == 0
+
+
+def test_money_without_a_currency_is_read_and_written_in_the_ledger_currency(
+    settings_env: pytest.MonkeyPatch,
+) -> None:
+    # A ChargeItem imported without priceOverride.currency, and a price exported without
+    # one, are in the deployment's currency, not a hard-coded USD.
+    from healthos_core.fhir.exporter import _money
+    from healthos_core.fhir.mapping import MappingContext, map_charge_item
+
+    settings_env.delenv("HEALTHOS_CURRENCY", raising=False)
+    settings_env.setenv("HEALTHOS_MARKET", "UK")
+    charge = {
+        "resourceType": "ChargeItem",
+        "id": "ci-1",
+        "status": "billable",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "1"}]},
+        "priceOverride": {"value": 12.5},
+    }
+    rows = map_charge_item(charge, MappingContext()).rows["charge_item"]
+    assert [row["currency"] for row in rows] == ["GBP"]
+    assert _money(Decimal("12.50"), None) == {"value": 12.5, "currency": "GBP"}
