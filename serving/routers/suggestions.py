@@ -48,6 +48,7 @@ from serving.schemas.suggestions import (
     SuggestionActionCreate,
     SuggestionDetailPublic,
     SuggestionPublic,
+    SuggestionReasonCreate,
     SuggestionsPublic,
 )
 
@@ -158,7 +159,7 @@ def _act(
     access: AudienceAccess,
     suggestion_id: str,
     action: SuggestionActionName,
-    body: SuggestionActionCreate | None,
+    body: SuggestionActionCreate | SuggestionReasonCreate | None,
 ) -> SuggestionDetailPublic:
     record = act_on_suggestion(
         session,
@@ -201,7 +202,7 @@ def dismiss_suggestion(
     session: SessionDep,
     access: ActorDep,
     suggestion_id: SuggestionId,
-    body: SuggestionActionCreate | None = None,
+    body: SuggestionReasonCreate,
 ) -> SuggestionDetailPublic:
     """Dismiss an open or acknowledged suggestion; ``reason`` is required (422 without it)."""
     return _act(session, access, suggestion_id, "dismiss", body)
@@ -213,7 +214,7 @@ def note_on_suggestion(
     session: SessionDep,
     access: ActorDep,
     suggestion_id: SuggestionId,
-    body: SuggestionActionCreate | None = None,
+    body: SuggestionReasonCreate,
 ) -> SuggestionDetailPublic:
     """Add a note (``reason``, required) in any status; the status is not changed."""
     return _act(session, access, suggestion_id, "note", body)

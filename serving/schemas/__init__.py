@@ -22,6 +22,7 @@ from serving.schemas.suggestions import (
     SuggestionActionPublic,
     SuggestionDetailPublic,
     SuggestionPublic,
+    SuggestionReasonCreate,
     SuggestionsPublic,
 )
 
@@ -45,5 +46,6 @@ __all__ = [
     "SuggestionActionPublic",
     "SuggestionDetailPublic",
     "SuggestionPublic",
+    "SuggestionReasonCreate",
     "SuggestionsPublic",
 ]

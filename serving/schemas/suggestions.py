@@ -107,11 +107,22 @@ class SuggestionPublic(BaseModel):
 
 
 class SuggestionActionCreate(BaseModel):
-    """Body of acknowledge / act / dismiss / note: why (required to dismiss; the note's text)."""
+    """Body of acknowledge and act: why (optional)."""
 
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(default=None, max_length=2000)
+
+
+class SuggestionReasonCreate(BaseModel):
+    """Body of dismiss and note: ``reason`` is required and not blank.
+
+    Why a suggestion does not apply (a dismissal), or the note's text.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=2000, pattern=r"\S")
 
 
 class SuggestionActionPublic(BaseModel):

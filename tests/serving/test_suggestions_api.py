@@ -340,8 +340,10 @@ def test_dismiss_without_reason_is_422_and_changes_nothing(
 
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
-    assert response.json()["code"] == "invalid-input"
-    assert "reason" in response.json()["detail"]
+    assert response.json()["code"] == "invalid-request"
+    # the body is missing, or its reason is: the errors say which
+    expected = [["body"]] if body is None else [["body", "reason"]]
+    assert [e["loc"] for e in response.json()["errors"]] == expected
     assert audit_rows(engine, sid("nurse-warning")) == []
     with engine.connect() as connection:
         status = connection.scalar(
@@ -469,7 +471,8 @@ def test_a_note_on_a_closed_suggestion_is_recorded_without_changing_it(
         ("act", clinician),
         ("note", nurse),
     ]
-    assert (blank.status_code, blank.json()["code"]) == (422, "invalid-input")
+    assert (blank.status_code, blank.json()["code"]) == (422, "invalid-request")
+    assert [e["loc"] for e in blank.json()["errors"]] == [["body", "reason"]]
     assert len(audit_rows(engine, sid("nurse-critical"))) == 2
 
 
@@ -502,3 +505,16 @@ def test_a_suggestion_the_role_may_not_read_answers_like_a_missing_one(
         for key, value in missing.json().items()
     }
     assert audit_rows(engine, hidden_id) == []
+
+
+@pytest.mark.parametrize("action", ["dismiss", "note"])
+def test_the_contract_says_dismiss_and_note_need_a_reason(client: TestClient, action: str) -> None:
+    """Issue 9 item 8: the schema said reason was optional; the server refused it missing."""
+    document = client.get("/openapi.json").json()
+    operation = document["paths"][f"/api/v1/suggestions/{{suggestion_id}}/{action}"]["post"]
+    assert operation["requestBody"]["required"] is True
+    ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    assert schema["required"] == ["reason"]
+    assert schema["properties"]["reason"]["minLength"] == 1
+    assert schema["properties"]["reason"]["pattern"] == r"\S"
