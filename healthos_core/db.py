@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import DateTime, TypeDecorator
 
 from healthos_core.errors import InvalidInputError
@@ -126,6 +127,11 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+#: Connections a SQLite file engine keeps open (the API's concurrent readers; as many
+#: more may be opened for a burst and closed after it).
+SQLITE_POOL_SIZE = 20
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """Create an engine for ``url`` with HealthOS's connection settings.
 
@@ -141,16 +147,29 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     Returns
     -------
     sqlalchemy.Engine
-        With foreign keys enforced on SQLite, and ``pool_pre_ping``: a pooled connection
-        is tested before it is handed out, so connections broken by a database restart
-        are replaced instead of failing the next request (SQLAlchemy docs, "Dealing with
-        Disconnects": pessimistic disconnect handling).
+        With foreign keys enforced on SQLite, and on a database server ``pool_pre_ping``:
+        a pooled connection is tested before it is handed out, so connections broken by
+        a database restart are replaced instead of failing the next request (SQLAlchemy
+        docs, "Dealing with Disconnects": pessimistic disconnect handling). A SQLite file
+        has no server to restart, so it is not pinged; its pool keeps
+        :data:`SQLITE_POOL_SIZE` connections.
     """
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, echo=echo, pool_pre_ping=True)
+    if url.startswith("sqlite"):
+        # A file database has no server to lose: no ping. Its pool (SQLAlchemy's choice,
+        # QueuePool for a file) keeps enough connections for the API's concurrent
+        # readers, so none is opened (and its PRAGMAs run) per request.
+        engine = create_engine(url, echo=echo)
+        if isinstance(engine.pool, QueuePool):
+            engine.dispose()
+            engine = create_engine(
+                url, echo=echo, pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE
+            )
+    else:
+        engine = create_engine(url, echo=echo, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

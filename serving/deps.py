@@ -108,11 +108,11 @@ def get_session(request: Request) -> Iterator[Session]:
     Runs with ``scope="function"``, so the commit happens before the response is
     sent and a failed commit becomes an error response, not a false success.
 
-    A safe request (GET, HEAD, OPTIONS) that cannot get a connection (the database is
-    restarting) tries again, :data:`CONNECT_RETRIES` times :data:`CONNECT_PAUSE` seconds
-    apart; other requests are not retried here (a failure is a 503 problem and nothing
-    is written: the client may send them again, and payments and remittances are
-    idempotent by reference). Other requests get a writer session
+    A safe request (GET, HEAD, OPTIONS) that cannot get a connection to a database
+    server (it is restarting) tries again, :data:`CONNECT_RETRIES` times
+    :data:`CONNECT_PAUSE` seconds apart; other requests are not retried here (a failure
+    is a 503 problem and nothing is written: the client may send them again, and
+    payments and remittances are idempotent by reference). Other requests get a writer session
     (:func:`~healthos_core.db.make_session_factory`), so on SQLite concurrent writes
     queue instead of failing.
 
@@ -128,7 +128,7 @@ def get_session(request: Request) -> Iterator[Session]:
         raise RuntimeError("the app has no database yet: its lifespan has not started")
     safe = request.method in SAFE_METHODS
     with (factory if safe else _writer_factory(request, factory))() as session:
-        if safe:
+        if safe and not _embedded(factory):
             _connect(session)
         yield session
         session.commit()
@@ -136,17 +136,30 @@ def get_session(request: Request) -> Iterator[Session]:
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
+
+def _embedded(factory: sessionmaker[Session]) -> bool:
+    """Whether the database is SQLite: a library in this process, no server to wait for."""
+    return bool(factory.kw["bind"].dialect.name == "sqlite")
+
+
 _T = TypeVar("_T")
 
 
 async def run_in_session(request: Request, work: Callable[[Session], _T]) -> _T:
-    """Run ``work(session)`` in :func:`get_session`'s transaction, in one threadpool hop.
+    """Run ``work(session)`` in :func:`get_session`'s transaction, in at most one hop.
 
     For ``async`` routes that are polled (a patient read, a worklist): FastAPI runs a
     sync route with :data:`SessionDep` in four threadpool hops (opening the session, the
     route, checking its response, the commit), each costing about as much CPU as a
     whole plain FastAPI request and far more in latency under load (issue 9 item 10,
     ``bench/README.md``). Same session, retries and commit as :func:`get_session`.
+
+    On a database server (PostgreSQL) the work runs in one threadpool hop: it waits on
+    the network, and on a restart it waits for the server. On SQLite, the embedded
+    default, it runs on the event loop: SQLite is a library working on a local file, a
+    short indexed read costs less than the hop (0.45 ms against about 1 ms under load,
+    the profile in ``bench/README.md``), and in WAL mode readers never wait for writers.
+    Only these short, polled reads use this function; everything else is a sync route.
 
     Parameters
     ----------
@@ -178,6 +191,9 @@ async def run_in_session(request: Request, work: Callable[[Session], _T]) -> _T:
         with contextmanager(get_session)(request) as session:
             return work(session)
 
+    factory = getattr(request.app.state, "session_factory", None)
+    if factory is not None and _embedded(factory):
+        return call()
     return await run_in_threadpool(call)
 
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
+from healthos_core.db import SQLITE_POOL_SIZE, make_engine
 from healthos_core.errors import InvalidInputError
 from healthos_core.record.entities import Organization, Patient
+from tests.conftest import POSTGRES_URL
 
 
 def test_times_come_back_aware_utc(session_factory: sessionmaker[Session]) -> None:
@@ -44,3 +49,45 @@ def test_released_savepoint_rolls_back_with_its_outer_transaction(
         session.rollback()
     with session_factory() as session:
         assert session.get(Organization, "o1") is None
+
+
+def _count_pings(engine: Engine) -> list[object]:
+    """Record each pre-ping (``Dialect.do_ping``) the engine's pool makes."""
+    pings: list[object] = []
+    ping = engine.dialect.do_ping
+
+    def counting(dbapi_connection: Any) -> bool:
+        pings.append(dbapi_connection)
+        return ping(dbapi_connection)
+
+    engine.dialect.do_ping = counting  # type: ignore[method-assign]
+    return pings
+
+
+def test_a_sqlite_file_keeps_a_pool_and_is_not_pinged(tmp_path: Path) -> None:
+    """Issue 9 item 10: five pooled connections for sixteen concurrent readers meant one
+    opened (PRAGMAs and all) and closed per request, and a ping before every checkout."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'h.db'}")
+    pings = _count_pings(engine)
+    opened: list[object] = []
+    event.listen(engine, "connect", lambda dbapi, record: opened.append(dbapi))
+    connections = [engine.connect() for _ in range(SQLITE_POOL_SIZE)]
+    for connection in connections:
+        connection.close()
+    for _ in range(3):
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 2")
+    assert len(opened) == SQLITE_POOL_SIZE  # kept and reused, never reopened
+    assert isinstance(engine.pool, QueuePool) and engine.pool.size() == SQLITE_POOL_SIZE
+    assert pings == []
+    engine.dispose()
+
+
+def test_a_database_server_is_pinged_before_each_checkout() -> None:
+    engine = make_engine(POSTGRES_URL)
+    pings = _count_pings(engine)
+    for _ in range(2):
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 2")
+    assert len(pings) == 1  # the second checkout of the pooled connection pings it
+    engine.dispose()
