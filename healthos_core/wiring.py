@@ -72,10 +72,11 @@ def wire_live_path(
     Parameters
     ----------
     bus : EventBus, optional
-        Default :func:`~healthos_core.events.default_bus`.
+        The bus the record service publishes on; :func:`~healthos_core.events.default_bus`
+        when not given.
     capture_settings : CaptureSettings, optional
-        ``None`` keeps the capture already on the bus (or subscribes one with default
-        settings); other settings replace it, so a bus never charges an event twice.
+        As for :func:`healthos_core.billing.capture.register` (``None`` keeps the
+        capture already on the bus).
 
     Returns
     -------
@@ -113,14 +114,8 @@ def unwire(bus: EventBus | None = None) -> None:
 def is_wired(bus: EventBus | None = None) -> bool:
     """Return whether charge capture is on ``bus`` and remittance posting is installed.
 
-    Parameters
-    ----------
-    bus : EventBus, optional
-        Default :func:`~healthos_core.events.default_bus`.
-
-    Returns
-    -------
-    bool
+    ``bus`` defaults to :func:`~healthos_core.events.default_bus`; what
+    :func:`wire_live_path` wires is there whole (a half-wired process is not wired).
     """
     return capture.is_registered(bus) and remittance_hooks_registered()
 

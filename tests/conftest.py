@@ -117,6 +117,15 @@ def table_counts(engine: Engine) -> dict[str, int]:
         }
 
 
+def url_table_counts(url: str) -> dict[str, int]:
+    """:func:`table_counts` of the database at ``url`` (e.g. one the CLI wrote)."""
+    engine = make_engine(url)
+    try:
+        return table_counts(engine)
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture(params=BACKENDS)
 def cli_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database URL of its own for the CLI (which builds its own engine), per backend."""

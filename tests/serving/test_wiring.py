@@ -28,7 +28,7 @@ from healthos_core.settings import Settings
 from healthos_core.wiring import is_wired
 from serving.cli import app
 from serving.main import create_app
-from tests.conftest import table_counts
+from tests.conftest import url_table_counts
 from tests.core.fhir_factories import SNOMED, BundleIds, fhir_id, observation
 from tests.core.test_live_import import PRICES, X_RAY, price_list, visit_entries, write_bundle
 from tests.factories import make_chargemaster, make_encounter
@@ -99,14 +99,6 @@ def test_the_api_lifespan_wires_charge_capture_and_unwires_at_shutdown(
     assert not is_wired()
 
 
-def _db_counts(url: str) -> dict[str, int]:
-    engine = make_engine(url)
-    try:
-        return table_counts(engine)
-    finally:
-        engine.dispose()
-
-
 def _charges(url: str) -> list[tuple[str | None, str]]:
     engine = make_engine(url)
     try:
@@ -145,10 +137,10 @@ def test_cli_import_is_a_backload_and_live_posts_charges_once(
         (ids.ref("encounter"), "310.00"),
         (ids.ref("procedure"), "120.55"),
     ]
-    counts = _db_counts(cli_db_url)
+    counts = url_table_counts(cli_db_url)
     again = runner.invoke(app, ["import", str(visit), "--live", "--db", cli_db_url])
     assert again.exit_code == 0, again.output
-    assert _db_counts(cli_db_url) == counts
+    assert url_table_counts(cli_db_url) == counts
 
 
 def test_cli_import_score_stores_the_suggestions_it_reports(
@@ -179,7 +171,7 @@ def test_cli_import_score_stores_the_suggestions_it_reports(
     report = json.loads(result.stdout)
     scored = report["scored"]
     assert scored.get("clinical.kdigo_aki", 0) >= 1, scored
-    assert _db_counts(cli_db_url)["suggestion"] == sum(scored.values())
+    assert url_table_counts(cli_db_url)["suggestion"] == sum(scored.values())
     human = runner.invoke(app, ["import", str(bundle), "--score", "--db", cli_db_url])
     assert human.exit_code == 0, human.output
     assert "Imported from 1 files" in human.output
