@@ -184,7 +184,7 @@ def import_(
         bool,
         typer.Option(
             "--live",
-            help="Treat the FHIR files as a live feed, exactly like the API's writes: "
+            help="Treat the FHIR files as a live feed, like the record service's writes: "
             "their encounters, procedures, medication administrations and observations "
             "publish live events in their bundle's transaction, so charges post "
             "(re-importing posts nothing new). Default: a back-load of history (no "
@@ -206,7 +206,7 @@ def import_(
     By default the files are a back-load of history: stored at bulk speed, no clinical
     event published, so nothing is charged or rescored (imported Claims and
     ClaimResponses are still posted to the ledger). ``--live`` treats them as a live
-    feed, like the API's writes; ``--score`` runs one batch scoring at the end.
+    feed, like the record service's writes; ``--score`` runs one batch scoring at the end.
 
     A folder laid out like the PhysioNet 2012 challenge data (set-*.tar.gz) is imported
     through the long-format observation importer with the shipped LOINC mapping; long
