@@ -174,16 +174,29 @@ def live_path() -> Iterator[Wiring]:
         yield wiring
 
 
+def _unwire_unless(was_wired: bool) -> None:
+    if not was_wired and (is_registered() or remittance_hooks_registered()):
+        unwire()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_wiring_as_found() -> Iterator[None]:
+    """Leave the default bus's wiring as the module found it (see ``_wiring_as_found``)."""
+    was_wired = is_wired()
+    yield
+    _unwire_unless(was_wired)
+
+
 @pytest.fixture(autouse=True)
 def _wiring_as_found() -> Iterator[None]:
     """Leave the default bus's wiring as the test found it.
 
     ``run_demo`` and the CLI commands wire the live path for the rest of the process; in
     a test process that must not leak into the next test, which would then pass only
-    after one of them. Wiring done by a wider-scoped fixture (a module's API client) is
-    there before and kept.
+    after one of them. Wiring done by a module-scoped fixture (a module's API client, a
+    workspace built with the CLI) is there before the test and kept until the module
+    ends.
     """
-    before = is_wired()
+    was_wired = is_wired()
     yield
-    if not before and (is_registered() or remittance_hooks_registered()):
-        unwire()
+    _unwire_unless(was_wired)
