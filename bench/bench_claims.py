@@ -62,6 +62,7 @@ from healthos_core.errors import HealthOSError
 from healthos_core.fhir.importer import import_paths
 from healthos_core.migrate import upgrade
 from healthos_core.record.entities import Coverage, Encounter, Procedure
+from healthos_core.wiring import wire_live_path
 
 BILLED_CLASSES = ("AMB", "EMER", "IMP")
 BILLED_FROM = dt.datetime(2011, 1, 1, tzinfo=dt.UTC)
@@ -80,6 +81,7 @@ def _aware(value: dt.datetime) -> dt.datetime:
 
 def prepare(engine: Engine, data: Path) -> dict[str, Any]:
     """Import bundles of patients with claims, payers, coverage and the payer rules."""
+    wire_live_path()  # as `healthos import` does: imported claims post to the ledger
     rcm = data / "synthea-rcm"
     wanted = _patients_with_claims(rcm)
     with (data / "synthea-fhir-r4" / "manifest.csv").open(encoding="utf-8") as handle:

@@ -3,12 +3,14 @@
 Runs, in one process on the same files:
 
 1. baseline — read + ``json.loads`` + ``Bundle.model_validate`` (fhir.resources R4B);
-2. import — ``healthos_core.fhir.importer.import_paths`` into a fresh database.
+2. import — ``healthos_core.fhir.importer.import_paths`` into a fresh database, wired
+   as ``healthos import`` wires it (remittance posting, charge capture); a back-load by
+   default, a live feed with ``--live`` (clinical events published, charges posted).
 
 Prints resources/s for both, the ratio (target ≥ 0.7), and the peak resident memory
 (target < 1 GiB). Usage::
 
-    python -m bench.bench_fhir_import [--db URL] [--limit N] [--data DIR]
+    python -m bench.bench_fhir_import [--db URL] [--limit N] [--data DIR] [--live]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from bench.machine import describe
 from healthos_core.db import make_engine, make_session_factory
 from healthos_core.fhir.importer import import_paths, iter_source_files
 from healthos_core.migrate import upgrade
+from healthos_core.wiring import wire_live_path
 
 DEFAULT_DATA = (
     Path(__file__).resolve().parents[1].parent / "shared" / "data" / "synthea-fhir-r4" / "bundles"
@@ -55,6 +58,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "--db", default=None, help="database URL (default: a temporary SQLite file)"
     )
     parser.add_argument("--limit", type=int, default=None, help="first N files only")
+    parser.add_argument(
+        "--live", action="store_true", help="import as a live feed (healthos import --live)"
+    )
     args = parser.parse_args(argv)
 
     files = list(iter_source_files([args.data]))[: args.limit]
@@ -68,13 +74,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         engine = make_engine(url)
         upgrade(engine)
         factory = make_session_factory(engine)
-        report = import_paths(factory, files)
+        wire_live_path()
+        report = import_paths(factory, files, origin="live" if args.live else "backload")
         engine.dispose()
 
     imported = sum(report.imported.values()) + sum(report.skipped.values())
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "benchmark": "fhir_import",
+        "origin": "live" if args.live else "backload",
         "files": len(files),
         "database": (args.db or "sqlite (temporary file)").split("@")[-1],
         "resources": imported,

@@ -51,6 +51,7 @@ from healthos_core.billing.remittance import (
 )
 from healthos_core.db import Base, make_engine, make_session_factory
 from healthos_core.fhir.importer import import_paths
+from healthos_core.wiring import wire_live_path
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -66,6 +67,7 @@ def _patients_with_claims(rcm: Path) -> set[str]:
 
 def prepare(engine: Engine, data: Path) -> dict[str, Any]:
     """Import bundles of patients with claims, then payers, coverage and claims."""
+    wire_live_path()  # as `healthos import` does: imported claims post to the ledger
     rcm = data / "synthea-rcm"
     wanted = _patients_with_claims(rcm)
     with (data / "synthea-fhir-r4" / "manifest.csv").open(encoding="utf-8") as handle:

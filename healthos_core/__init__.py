@@ -1,7 +1,10 @@
 """HealthOS core: one live record per patient and the billing truth.
 
 Importing this package registers every entity on :data:`healthos_core.db.Base`'s
-metadata. It imports no web or machine-learning packages.
+metadata, and nothing else: no event handler, no import hook. A program that writes
+clinical or financial facts wires charge capture and remittance posting once with
+:func:`wire_live_path` (:mod:`healthos_core.wiring`). It imports no web or
+machine-learning packages.
 """
 
 from healthos_core.advisory import SuggestionAction, SuggestionRecord, SuggestionStatus
@@ -45,6 +48,7 @@ from healthos_core.record.entities import (
     Procedure,
 )
 from healthos_core.settings import Settings, get_settings
+from healthos_core.wiring import Wiring, unwire, wire_live_path
 
 __all__ = [
     "AllergyIntolerance",
@@ -84,8 +88,11 @@ __all__ = [
     "SuggestionAction",
     "SuggestionRecord",
     "SuggestionStatus",
+    "Wiring",
     "get_settings",
     "make_engine",
     "make_session_factory",
     "session_scope",
+    "unwire",
+    "wire_live_path",
 ]

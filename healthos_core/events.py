@@ -12,6 +12,15 @@ handler propagates to the caller of ``publish``, who owns the transaction and ro
 back. Business rules are published explicitly, never hidden in SQLAlchemy ORM event
 hooks (style-anchors §8). An outbox table for asynchronous consumers can come later.
 
+Nothing subscribes itself: a bus has no handlers until someone wires it, which the API's
+lifespan and the ``healthos`` commands do with
+:func:`healthos_core.wiring.wire_live_path` (library users call it themselves).
+
+Every event carries its :data:`Origin`: ``"live"`` (the default: something happening
+now, written through the record service, the API or ``healthos import --live``) or
+``"backload"`` (history loaded after the fact). Charge capture and rescoring act on
+live events only.
+
 Examples
 --------
 >>> bus = EventBus()
@@ -25,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Literal, TypeAlias, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -45,9 +54,14 @@ __all__ = [
     "Handler",
     "MedicationAdministered",
     "ObservationRecorded",
+    "Origin",
     "ProcedurePerformed",
     "default_bus",
 ]
+
+#: Where an event comes from: ``"live"`` (happening now) or ``"backload"`` (history
+#: loaded after the fact, which charge capture and rescoring skip).
+Origin: TypeAlias = Literal["live", "backload"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,7 +69,15 @@ class ClinicalEvent:
     """Base class of every clinical event published on the bus.
 
     Subscribing a handler to ``ClinicalEvent`` delivers every event type to it.
+
+    Attributes
+    ----------
+    origin : {"live", "backload"}, default="live"
+        ``"backload"`` marks history loaded after the fact: subscribers that act on
+        what happens now (charge capture, rescoring) ignore it.
     """
+
+    origin: Origin = "live"
 
     @property
     def entity(self) -> Encounter | Procedure | MedicationAdministration | Observation:
@@ -209,7 +231,7 @@ class EventBus:
         -----
         Subscribing the same handler (equal by ``==``, so the same function or the same
         bound method of the same object) twice for one event type is a no-op, which
-        makes module-level registration idempotent.
+        makes wiring idempotent.
         """
         if not (isinstance(event_type, type) and issubclass(event_type, ClinicalEvent)):
             raise InvalidInputError(
@@ -280,8 +302,9 @@ _DEFAULT_BUS = EventBus()
 def default_bus() -> EventBus:
     """Return the process-wide bus that the record service publishes on by default.
 
-    Charge capture subscribes itself to it when :mod:`healthos_core.billing.capture`
-    is imported (which ``import healthos_core`` does).
+    It has no handlers until it is wired: :func:`healthos_core.wiring.wire_live_path`
+    subscribes charge capture to it (the API's lifespan and the ``healthos`` commands
+    that write call it; importing a module never does).
 
     Returns
     -------

@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-import healthos_core  # noqa: F401  (registers every entity and the import hooks)
+import healthos_core  # noqa: F401  (registers every entity)
 from healthos_core.billing.entities import Claim
 from healthos_core.billing.payers import (
     load_bundling_edits_csv,
@@ -68,6 +68,7 @@ from healthos_core.db import Base, make_engine, make_session_factory, session_sc
 from healthos_core.errors import InvalidInputError
 from healthos_core.fhir.importer import import_paths
 from healthos_core.record.entities import Patient
+from healthos_core.wiring import wired
 from models.datasets import Dataset, Progress
 from models.evaluation.scrubber import scrub_by_patient
 from models.specs import ModelSpec, register_spec
@@ -180,6 +181,7 @@ def _scrub_all(factory: Any) -> dict[str, list[Any]]:
     return {k: [i for i in v if i.is_error] for k, v in found.items()}
 
 
+@wired()  # imported Claims and ClaimResponses post as `healthos import` posts them
 def prepare_database(
     factory: Any,
     data: Path,

@@ -10,10 +10,11 @@ import datetime as dt
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -31,6 +32,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from healthos_core.db import make_engine, make_session_factory
 from healthos_core.errors import HealthOSError, NotFoundError
 from healthos_core.settings import get_settings
+
+if TYPE_CHECKING:
+    from reasoning.suggestion import Suggestion
 
 app = typer.Typer(
     name="healthos",
@@ -176,34 +180,68 @@ def import_(
             "(columns patient,time,parameter,value).",
         ),
     ] = None,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Treat the FHIR files as a live feed, like the record service's writes: "
+            "their encounters, procedures, medication administrations and observations "
+            "publish live events in their bundle's transaction, so charges post "
+            "(re-importing posts nothing new). Default: a back-load of history (no "
+            "charges, no rescoring).",
+        ),
+    ] = False,
+    run_score: Annotated[
+        bool,
+        typer.Option(
+            "--score",
+            help="After the import, run the scorers once over the record and store their "
+            "suggestions (as 'healthos score' does; with --json their count per kind is "
+            'in the report under "scored").',
+        ),
+    ] = False,
 ) -> None:
     """Import FHIR R4 Bundles / NDJSON (.json, .ndjson, .gz, folders) into the record.
 
+    By default the files are a back-load of history: stored at bulk speed, no clinical
+    event published, so nothing is charged or rescored (imported Claims and
+    ClaimResponses are still posted to the ledger). ``--live`` treats them as a live
+    feed, like the record service's writes; ``--score`` runs one batch scoring at the end.
+
     A folder laid out like the PhysioNet 2012 challenge data (set-*.tar.gz) is imported
     through the long-format observation importer with the shipped LOINC mapping; long
-    ``.csv`` files (patient,time,parameter,value) need ``--mapping``.
+    ``.csv`` files (patient,time,parameter,value) need ``--mapping``. Both are always a
+    back-load.
 
     Each bundle (unit) is imported whole or not at all; the good ones are kept when others
     are rejected. Exit codes: 0 everything imported; 2 bad arguments (nothing imported);
     4 some files were rejected (each reason printed once; the rest were imported).
     """
     from healthos_core.fhir.importer import iter_source_files
+    from healthos_core.wiring import wire_live_path
 
     for path in paths:
         if not path.exists():
             fail(f"{path}: no such file or folder")
-    _, factory = open_database(db)
     physionet = [p for p in paths if p.is_dir() and any(p.glob("set-*.tar.gz"))]
     long_files = [p for p in paths if p.is_file() and p.suffix == ".csv"]
     if long_files and mapping is None:
         fail(f"{long_files[0]}: long-format CSV needs --mapping MAP.csv (parameter → LOINC)")
     if mapping is not None and not mapping.is_file():
         fail(f"{mapping}: no such mapping file")
+    if live and (physionet or long_files):
+        fail(
+            f"{(physionet or long_files)[0]}: --live applies to FHIR files; PhysioNet "
+            "folders and long-format CSV are imported as a back-load only"
+        )
+    _, factory = open_database(db)
+    wire_live_path()  # charge capture (for --live) and remittance posting
     fhir_paths = [p for p in paths if p not in physionet and p not in long_files]
     result: dict[str, Any] = {}
     with translate_errors():
         if fhir_paths:
-            result = _import_fhir(factory, fhir_paths, list(iter_source_files(fhir_paths)))
+            files = list(iter_source_files(fhir_paths))
+            result = _import_fhir(factory, fhir_paths, files, live=live)
         for folder in physionet:
             result = _merge_reports(result, _import_physionet(factory, folder, as_json))
         for csv_path in long_files:
@@ -211,27 +249,34 @@ def import_(
         for folder in fhir_paths:
             if folder.is_dir() and (folder / "contracts.csv").is_file():
                 result.setdefault("payer_rules", {}).update(load_payer_rules(factory, folder))
+        suggestions = _run_scorers(factory, kind=None, when=None) if run_score else None
     if as_json:
+        if suggestions is not None:
+            result["scored"] = dict(sorted(Counter(s.kind for s in suggestions).items()))
         print_json(result)
     else:
         _print_import_summary(result)
+        if suggestions is not None:
+            _print_scores(suggestions, as_json=False)
     if result.get("rejected"):
         raise typer.Exit(EXIT_REJECTED)
 
 
 def _import_fhir(
-    factory: sessionmaker[Session], paths: list[Path], files: list[Path]
+    factory: sessionmaker[Session], paths: list[Path], files: list[Path], *, live: bool
 ) -> dict[str, Any]:
     """Import FHIR files with a progress bar; rejections are reported once, at the end."""
     from healthos_core.fhir.importer import UnitResult, import_paths
 
     with progress_bar() as progress:
-        task = progress.add_task("import FHIR", total=len(files))
+        task = progress.add_task("import FHIR" + (" (live)" if live else ""), total=len(files))
 
         def on_file(path: Path, result: UnitResult | None, reason: str | None) -> None:
             progress.advance(task)
 
-        report = import_paths(factory, paths, on_file=on_file)
+        report = import_paths(
+            factory, paths, on_file=on_file, origin="live" if live else "backload"
+        )
     return report.to_dict()
 
 
@@ -704,12 +749,25 @@ def score(
     ] = None,
 ) -> None:
     """Run the scorers over the record, store their suggestions and print them."""
-    from reasoning.registry import run_scorers
-
     when = parse_as_of(as_of)
     _, factory = open_database(db)
-    with translate_errors(), factory.begin() as session:
-        suggestions = run_scorers(session, kind=kind, as_of=when)
+    with translate_errors():
+        suggestions = _run_scorers(factory, kind=kind, when=when)
+    _print_scores(suggestions, as_json=as_json)
+
+
+def _run_scorers(
+    factory: sessionmaker[Session], *, kind: str | None, when: dt.datetime | None
+) -> list[Suggestion]:
+    """Run the scorers (all, or ``kind``) in one transaction and store their suggestions."""
+    from reasoning.registry import run_scorers
+
+    with factory.begin() as session:
+        return run_scorers(session, kind=kind, as_of=when)
+
+
+def _print_scores(suggestions: list[Suggestion], *, as_json: bool) -> None:
+    """Print suggestions: one JSON per line with ``--json``, else the demo's summary."""
     if as_json:
         for suggestion in suggestions:
             sys.stdout.write(json.dumps(_score_line(suggestion), default=str) + "\n")

@@ -26,7 +26,6 @@ from rich.console import Console
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-import healthos_core.billing.capture  # noqa: F401  (subscribes charge capture to the bus)
 from healthos_core import terminology as t
 from healthos_core.billing.chargemaster import derive_chargemaster_from_claims
 from healthos_core.billing.entities import ChargeItem, ChargemasterEntry
@@ -42,6 +41,7 @@ from healthos_core.record.entities import (
     Patient,
     Procedure,
 )
+from healthos_core.wiring import wire_live_path
 from reasoning.registry import run_scorers
 from reasoning.suggestion import Suggestion
 
@@ -416,6 +416,10 @@ def run_demo(
 ) -> list[Suggestion]:
     """Run the whole demo against the database behind ``factory``.
 
+    Wires the live path first (:func:`healthos_core.wiring.wire_live_path`: charge
+    capture on the default bus, remittance posting), so the simulated census posts its
+    charges; the sample itself is imported as a back-load.
+
     Parameters
     ----------
     factory : sessionmaker
@@ -431,6 +435,7 @@ def run_demo(
         Everything the scorers produced, highest severity first.
     """
     now = now or utcnow().replace(minute=0, second=0, microsecond=0)
+    wire_live_path()
     report = import_paths(factory, [sample_dir()])
     console.print(
         f"Imported the sample: {report.files} FHIR bundles, "

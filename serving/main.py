@@ -49,6 +49,7 @@ from healthos_core.errors import (
     PermissionDeniedError,
 )
 from healthos_core.settings import Settings, get_settings
+from healthos_core.wiring import wired
 from serving.deps import get_current_user, known_query_parameters
 from serving.limits import BodyLimit, RequestGuard
 from serving.problems import PROBLEM_MEDIA_TYPE, ProblemResponse, http_problem, problem_response
@@ -320,7 +321,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     -------
     fastapi.FastAPI
         With ``/health`` and ``/ready`` at the root and the API under ``/api/v1``.
-        ``app.state`` holds ``settings``, ``engine``, ``session_factory``, ``models``
+        Its lifespan wires the live path (:func:`healthos_core.wiring.wired`: charge
+        capture on the default bus, remittance posting) and unwires it at shutdown
+        unless it was wired before. ``app.state`` holds ``settings``, ``wiring`` (while
+        it runs), ``engine``, ``session_factory``, ``models``
         (the :class:`~reasoning.inference.ModelStore` of ``settings.models_dir``, loaded
         at start-up by :func:`serving.routers.models.open_store`) and
         ``model_versions`` (a list of ``{"name", "version", …}`` of the loaded models,
@@ -349,12 +353,16 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         # docs, gc.freeze().
         gc.collect()
         gc.freeze()
-        try:
-            yield
-        finally:
-            gc.unfreeze()  # an app made and stopped in a longer process (tests) is collected
-            if owned:
-                app_engine.dispose()
+        # The live path: charge capture on the default bus, remittance posting for
+        # imported ClaimResponses. Undone at shutdown unless it was wired before.
+        with wired() as wiring:
+            app.state.wiring = wiring
+            try:
+                yield
+            finally:
+                gc.unfreeze()  # an app made and stopped in a longer process is collected
+                if owned:
+                    app_engine.dispose()
 
     app = HealthOSAPI(
         title="HealthOS",

@@ -19,8 +19,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 import healthos_core  # noqa: F401
+from healthos_core.billing.capture import is_registered
+from healthos_core.billing.remittance import remittance_hooks_registered
 from healthos_core.db import Base, make_engine, make_session_factory
 from healthos_core.migrate import upgrade
+from healthos_core.wiring import Wiring, is_wired, unwire, wired
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
@@ -114,6 +117,29 @@ def table_counts(engine: Engine) -> dict[str, int]:
         }
 
 
+def url_table_counts(url: str) -> dict[str, int]:
+    """:func:`table_counts` of the database at ``url`` (e.g. one the CLI wrote)."""
+    engine = make_engine(url)
+    try:
+        return table_counts(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def cli_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL of its own for the CLI (which builds its own engine), per backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cli.db'}"
+        return
+    schema = f"hos_cli_{_worker()}_{os.getpid()}"
+    yield postgres_url_for_schema(schema)
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    admin.dispose()
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The real datasets folder ``../shared/data`` beside the repository."""
@@ -133,3 +159,44 @@ def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch
     yield monkeypatch
     monkeypatch.undo()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def live_path() -> Iterator[Wiring]:
+    """The live path wired on the default bus for one test, as the API and CLI wire it.
+
+    Charge capture on :func:`~healthos_core.events.default_bus` and remittance posting
+    for imported Claims / ClaimResponses (:func:`healthos_core.wiring.wired`); unwired
+    after the test. Importing HealthOS wires nothing, so a test of code that relies on
+    them asks for this fixture.
+    """
+    with wired() as wiring:
+        yield wiring
+
+
+def _unwire_unless(was_wired: bool) -> None:
+    if not was_wired and (is_registered() or remittance_hooks_registered()):
+        unwire()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_wiring_as_found() -> Iterator[None]:
+    """Leave the default bus's wiring as the module found it (see ``_wiring_as_found``)."""
+    was_wired = is_wired()
+    yield
+    _unwire_unless(was_wired)
+
+
+@pytest.fixture(autouse=True)
+def _wiring_as_found() -> Iterator[None]:
+    """Leave the default bus's wiring as the test found it.
+
+    ``run_demo`` and the CLI commands wire the live path for the rest of the process; in
+    a test process that must not leak into the next test, which would then pass only
+    after one of them. Wiring done by a module-scoped fixture (a module's API client, a
+    workspace built with the CLI) is there before the test and kept until the module
+    ends.
+    """
+    was_wired = is_wired()
+    yield
+    _unwire_unless(was_wired)

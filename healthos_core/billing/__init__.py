@@ -1,7 +1,8 @@
 """Billing and revenue cycle: chargemaster, automatic charge capture, claims.
 
-Importing this package (which ``import healthos_core`` does) subscribes charge capture
-to the default event bus, so clinical events recorded through
+Importing this package (which ``import healthos_core`` does) subscribes nothing:
+:func:`healthos_core.wiring.wire_live_path` subscribes charge capture to the default
+event bus and installs remittance posting, after which clinical events recorded through
 :mod:`healthos_core.record.service` post their charges in the same transaction.
 """
 
@@ -13,6 +14,7 @@ from healthos_core.billing.capture import (
     capture_observation,
     capture_procedure,
     is_billable_lab,
+    is_registered,
     register,
     unregister,
 )
@@ -137,6 +139,7 @@ __all__ = [
     "find_valid_authorization",
     "icd10cm_code",
     "is_billable_lab",
+    "is_registered",
     "list_claims",
     "load_bundling_edits_csv",
     "load_chargemaster_csv",

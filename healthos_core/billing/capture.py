@@ -1,10 +1,13 @@
 """Automatic charge capture: clinical events post ``ChargeItem``s in the same transaction.
 
-Importing this module subscribes one :class:`ChargeCapture` to
-:func:`healthos_core.events.default_bus` (idempotently; ``import healthos_core`` does
-it). From then on the record service's writes post charges in the caller's transaction,
-so a clinical event and its charge commit or roll back together (SPEC §3–4,
-style-anchors §8).
+Importing this module subscribes nothing. :func:`register` subscribes one
+:class:`ChargeCapture` to a bus (at most one per bus), and
+:func:`healthos_core.wiring.wire_live_path` does it for the default bus: the API's
+lifespan and the ``healthos`` commands that write call it, and a library user calls it
+once at start-up. From then on the record service's writes post charges in the caller's
+transaction, so a clinical event and its charge commit or roll back together (SPEC §3–4,
+style-anchors §8). Events whose ``origin`` is ``"backload"`` (history loaded after the
+fact) are never charged: only live events are.
 
 Charge rules (SPEC §4 "Charge capture")
 ---------------------------------------
@@ -76,8 +79,10 @@ from healthos_core.billing.money import check_currency, ledger_currency
 from healthos_core.db import utcnow
 from healthos_core.errors import PricingError
 from healthos_core.events import (
+    ClinicalEvent,
     EncounterStarted,
     EventBus,
+    Handler,
     MedicationAdministered,
     ObservationRecorded,
     ProcedurePerformed,
@@ -101,6 +106,7 @@ __all__ = [
     "capture_observation",
     "capture_procedure",
     "is_billable_lab",
+    "is_registered",
     "register",
     "unregister",
 ]
@@ -507,37 +513,50 @@ class ChargeCapture:
         self.settings = settings or _DEFAULT_SETTINGS
 
     def on_procedure_performed(self, event: ProcedurePerformed, session: Session) -> None:
-        """Charge the procedure (see :func:`capture_procedure`)."""
-        capture_procedure(session, event.procedure, settings=self.settings)
+        """Charge a live procedure (see :func:`capture_procedure`); skip a back-load."""
+        if event.origin == "live":
+            capture_procedure(session, event.procedure, settings=self.settings)
 
     def on_medication_administered(self, event: MedicationAdministered, session: Session) -> None:
-        """Charge the administration (see :func:`capture_medication_administration`)."""
-        capture_medication_administration(session, event.administration, settings=self.settings)
+        """Charge a live administration (see :func:`capture_medication_administration`)."""
+        if event.origin == "live":
+            capture_medication_administration(session, event.administration, settings=self.settings)
 
     def on_encounter_started(self, event: EncounterStarted, session: Session) -> None:
-        """Charge the visit fee (see :func:`capture_encounter`)."""
-        capture_encounter(session, event.encounter, settings=self.settings)
+        """Charge a live encounter's visit fee (see :func:`capture_encounter`)."""
+        if event.origin == "live":
+            capture_encounter(session, event.encounter, settings=self.settings)
 
     def on_observation_recorded(self, event: ObservationRecorded, session: Session) -> None:
-        """Charge a billable lab result (see :func:`capture_observation`)."""
-        capture_observation(session, event.observation, settings=self.settings)
+        """Charge a live billable lab result (see :func:`capture_observation`)."""
+        if event.origin == "live":
+            capture_observation(session, event.observation, settings=self.settings)
+
+    def subscriptions(self) -> tuple[tuple[type[ClinicalEvent], Handler], ...]:
+        """Return the ``(event type, handler)`` pairs this capture subscribes."""
+        return (
+            (EncounterStarted, self.on_encounter_started),
+            (ProcedurePerformed, self.on_procedure_performed),
+            (MedicationAdministered, self.on_medication_administered),
+            (ObservationRecorded, self.on_observation_recorded),
+        )
 
     def subscribe(self, bus: EventBus) -> None:
         """Subscribe the four handlers to ``bus`` (idempotent).
 
         Prefer :func:`register`, which also removes another capture already on ``bus``.
         """
-        bus.subscribe(EncounterStarted, self.on_encounter_started)
-        bus.subscribe(ProcedurePerformed, self.on_procedure_performed)
-        bus.subscribe(MedicationAdministered, self.on_medication_administered)
-        bus.subscribe(ObservationRecorded, self.on_observation_recorded)
+        for event_type, handler in self.subscriptions():
+            bus.subscribe(event_type, handler)
 
     def unsubscribe(self, bus: EventBus) -> None:
         """Remove the four handlers from ``bus``."""
-        bus.unsubscribe(EncounterStarted, self.on_encounter_started)
-        bus.unsubscribe(ProcedurePerformed, self.on_procedure_performed)
-        bus.unsubscribe(MedicationAdministered, self.on_medication_administered)
-        bus.unsubscribe(ObservationRecorded, self.on_observation_recorded)
+        for event_type, handler in self.subscriptions():
+            bus.unsubscribe(event_type, handler)
+
+    def is_subscribed(self, bus: EventBus) -> bool:
+        """Return whether all four handlers are subscribed to ``bus``."""
+        return all(handler in bus.handlers(t) for t, handler in self.subscriptions())
 
 
 _EVENT_TYPES: Final = (
@@ -618,4 +637,18 @@ def unregister(bus: EventBus | None = None) -> None:
         capture.unsubscribe(bus)
 
 
-register(default_bus())
+def is_registered(bus: EventBus | None = None) -> bool:
+    """Return whether charge capture is subscribed to a bus (default: the default bus).
+
+    Parameters
+    ----------
+    bus : EventBus, optional
+        Default :func:`~healthos_core.events.default_bus`.
+
+    Returns
+    -------
+    bool
+        ``True`` if a :class:`ChargeCapture` handles all four charged event types.
+    """
+    bus = bus if bus is not None else default_bus()
+    return any(capture.is_subscribed(bus) for capture in _captures_on(bus))

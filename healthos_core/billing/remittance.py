@@ -120,7 +120,11 @@ from healthos_core.errors import (
     InvalidInputError,
     NotFoundError,
 )
-from healthos_core.fhir.importer import register_import_hook
+from healthos_core.fhir.importer import (
+    import_hooks,
+    register_import_hook,
+    unregister_import_hook,
+)
 
 __all__ = [
     "ADJUDICATION_SYSTEM",
@@ -140,6 +144,7 @@ __all__ = [
     "post_imported_claims",
     "rarc_codes",
     "register_remittance_hooks",
+    "remittance_hooks_registered",
     "unregister_remittance_hooks",
 ]
 
@@ -1183,21 +1188,28 @@ def _claim_hook(session: Session, resources: list[dict[str, Any]], source: str) 
     post_imported_claims(session, resources, source=source)
 
 
+_HOOKS: Final = (("Claim", _claim_hook), ("ClaimResponse", _claim_response_hook))
+
+
 def register_remittance_hooks() -> None:
     """Post imported Claims and ClaimResponses to the ledger in the import's savepoint.
 
-    Done when :mod:`healthos_core.billing` is imported; idempotent.
+    Importing this module does not do it: :func:`healthos_core.wiring.wire_live_path`
+    calls this (the API's lifespan and the ``healthos`` commands wire it). Idempotent.
     """
-    register_import_hook("Claim", _claim_hook)
-    register_import_hook("ClaimResponse", _claim_response_hook)
+    for resource_type, hook in _HOOKS:
+        register_import_hook(resource_type, hook)
 
 
 def unregister_remittance_hooks() -> None:
     """Stop posting imported Claims and ClaimResponses (e.g. for a baseline benchmark)."""
-    from healthos_core.fhir.importer import unregister_import_hook
+    for resource_type, hook in _HOOKS:
+        unregister_import_hook(resource_type, hook)
 
-    unregister_import_hook("Claim", _claim_hook)
-    unregister_import_hook("ClaimResponse", _claim_response_hook)
+
+def remittance_hooks_registered() -> bool:
+    """Return whether imported Claims and ClaimResponses are posted (both hooks are in)."""
+    return all(hook in import_hooks(resource_type) for resource_type, hook in _HOOKS)
 
 
 # --------------------------------------------------------------------------- X12 835
@@ -1503,6 +1515,3 @@ def post_835(session: Session, path: Path | str, *, strict: bool = False) -> Rem
     except InvalidInputError as exc:
         raise FhirValidationError(exc.message, source=str(path)) from exc
     return post_claim_responses(session, resources, source=str(path), strict=strict)
-
-
-register_remittance_hooks()

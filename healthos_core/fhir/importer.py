@@ -7,6 +7,25 @@ itself and then the database, and only then written, inside a savepoint: a unit 
 imported whole or not at all. Import is idempotent: resources are upserted on their
 FHIR logical id. Resource types HealthOS does not store are counted as skipped.
 
+Back-load or live feed
+----------------------
+By default an import is a **back-load** of history (``origin="backload"``): rows are
+bulk-upserted and no clinical event is published, so nothing is charged or rescored
+(charge capture and rescoring skip back-load events anyway; not building them keeps a
+bulk import at bulk speed). With ``origin="live"`` the files are a live feed, like the
+record service's writes: after a unit's rows are written, every Encounter
+(:class:`~healthos_core.events.EncounterStarted`, and
+:class:`~healthos_core.events.EncounterFinished` when its status is ``finished``),
+Procedure, MedicationAdministration and Observation of the unit is published as a
+``live`` event on the bus (default :func:`~healthos_core.events.default_bus`), in the
+unit's transaction, so charge capture posts its ChargeItems there. Importing the same
+files again publishes the events again and posts nothing new (capture is idempotent on
+``service_ref`` + code).
+
+Import hooks (:func:`register_import_hook`) run for every unit whatever its origin;
+remittance posting is one, installed by :func:`healthos_core.wiring.wire_live_path`
+(importing a module installs none).
+
 Examples
 --------
 >>> from healthos_core.fhir.importer import import_paths  # doctest: +SKIP
@@ -29,7 +48,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 import pydantic
@@ -41,7 +60,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from healthos_core.billing.entities import ClaimDiagnosis, ClaimItem
 from healthos_core.db import session_scope, utcnow
-from healthos_core.errors import FhirValidationError, InvalidInputError
+from healthos_core.errors import FhirValidationError, HealthOSError, InvalidInputError
+from healthos_core.events import (
+    ClinicalEvent,
+    EncounterFinished,
+    EncounterStarted,
+    EventBus,
+    MedicationAdministered,
+    ObservationRecorded,
+    Origin,
+    ProcedurePerformed,
+    default_bus,
+)
 from healthos_core.fhir.mapping import (
     CHILD_KEYS,
     MAPPERS,
@@ -50,7 +80,13 @@ from healthos_core.fhir.mapping import (
     MappingContext,
 )
 from healthos_core.fhir.refs import parse_ref
-from healthos_core.record.entities import Encounter, PatientIdentifier
+from healthos_core.record.entities import (
+    Encounter,
+    MedicationAdministration,
+    Observation,
+    PatientIdentifier,
+    Procedure,
+)
 
 SUFFIXES = (".json", ".ndjson", ".json.gz", ".ndjson.gz", ".jsonl", ".jsonl.gz")
 
@@ -465,7 +501,13 @@ def _load_encounter_facilities(
         ctx.encounter_facility.update({row.id: row.facility_id for row in rows})
 
 
-def import_unit(session: Session, unit: Unit) -> UnitResult:
+def import_unit(
+    session: Session,
+    unit: Unit,
+    *,
+    origin: Origin = "backload",
+    bus: EventBus | None = None,
+) -> UnitResult:
     """Validate, resolve and store one unit, all or nothing (inside a savepoint).
 
     Parameters
@@ -474,6 +516,12 @@ def import_unit(session: Session, unit: Unit) -> UnitResult:
         The caller's session; this function flushes but never commits.
     unit : Unit
         The resources of one Bundle or NDJSON file.
+    origin : {"backload", "live"}, default="backload"
+        ``"live"`` publishes the unit's clinical events on ``bus`` after its rows are
+        written, in the same savepoint (see the module docstring); ``"backload"``
+        publishes nothing.
+    bus : EventBus, optional
+        Where live events go; default :func:`~healthos_core.events.default_bus`.
 
     Returns
     -------
@@ -485,7 +533,13 @@ def import_unit(session: Session, unit: Unit) -> UnitResult:
     FhirValidationError
         If any resource fails validation or any reference cannot be found; the database
         is left exactly as it was.
+    InvalidInputError
+        If ``origin`` is neither ``"backload"`` nor ``"live"`` (nothing is read).
+    HealthOSError
+        Whatever a subscriber raises on a live event (e.g. strict charge capture's
+        :class:`~healthos_core.errors.PricingError`); the unit is rolled back.
     """
+    _check_origin(origin)
     result = UnitResult()
     for index, (full_url, resource) in enumerate(unit.entries):
         validate_resource(resource, label=_label(resource, index))
@@ -525,7 +579,87 @@ def import_unit(session: Session, unit: Unit) -> UnitResult:
     with session.begin_nested():
         _write(session, rows, result)
         _run_import_hooks(session, unit)
+        if origin == "live":
+            publish_live_events(session, unit, bus if bus is not None else default_bus())
     return result
+
+
+def _check_origin(origin: str) -> None:
+    if origin not in ("backload", "live"):
+        raise InvalidInputError(f"origin {origin!r}: use 'backload' or 'live'")
+
+
+#: Entities of the clinical resource types whose import publishes live events, in the
+#: order their events go out (a visit before what happened during it).
+_EventEntity = Encounter | Procedure | MedicationAdministration | Observation
+_EVENT_ENTITIES: tuple[type[_EventEntity], ...] = (
+    Encounter,
+    Procedure,
+    MedicationAdministration,
+    Observation,
+)
+
+
+def _events_of(entity: _EventEntity) -> list[ClinicalEvent]:
+    """Return the live events the record service would have published for ``entity``."""
+    if isinstance(entity, Encounter):
+        started: list[ClinicalEvent] = [EncounterStarted(encounter=entity, origin="live")]
+        if entity.status == "finished":
+            started.append(EncounterFinished(encounter=entity, origin="live"))
+        return started
+    if isinstance(entity, Procedure):
+        return [ProcedurePerformed(procedure=entity, origin="live")]
+    if isinstance(entity, MedicationAdministration):
+        return [MedicationAdministered(administration=entity, origin="live")]
+    return [ObservationRecorded(observation=entity, origin="live")]
+
+
+def publish_live_events(session: Session, unit: Unit, bus: EventBus) -> int:
+    """Publish a written unit's clinical events on ``bus`` as ``live`` events.
+
+    Every Encounter (``EncounterStarted``; then ``EncounterFinished`` if finished),
+    Procedure, MedicationAdministration and Observation of the unit is read back from
+    the database (its stored row, as the record service would have flushed it) and
+    published, encounters first, each type in the unit's order.
+
+    Parameters
+    ----------
+    session : Session
+        The session holding the unit's rows (flushed, not committed).
+    unit : Unit
+        The unit just written (ids already assigned).
+    bus : EventBus
+        Where to publish; subscribers write in ``session``'s transaction.
+
+    Returns
+    -------
+    int
+        Events published.
+    """
+    published = 0
+    for entity_type in _EVENT_ENTITIES:
+        name = entity_type.__name__
+        ids = list(
+            dict.fromkeys(str(r["id"]) for _, r in unit.entries if r["resourceType"] == name)
+        )
+        if not ids:
+            continue
+        found: dict[str, _EventEntity] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            stmt = (
+                select(entity_type)
+                .where(entity_type.id.in_(chunk))
+                .execution_options(populate_existing=True)
+            )
+            loaded = cast("list[_EventEntity]", session.scalars(stmt).all())
+            found.update({entity.id: entity for entity in loaded})
+        for entity_id in ids:
+            entity = found.get(entity_id)
+            for event in _events_of(entity) if entity is not None else ():
+                bus.publish(event, session)
+                published += 1
+    return published
 
 
 #: Called after a unit's rows are written, in the same savepoint, with that unit's
@@ -539,8 +673,9 @@ def register_import_hook(resource_type: str, hook: ImportHook) -> None:
     """Run ``hook`` for every imported unit holding ``resource_type`` resources.
 
     Used by billing to post what a payer's ClaimResponse says, in the same transaction
-    as the import. Registering the same hook twice has no effect. Hooks must be
-    idempotent: importing the same file again calls them again.
+    as the import (:func:`healthos_core.wiring.wire_live_path` installs it). Registering
+    the same hook twice has no effect. Hooks must be idempotent: importing the same file
+    again calls them again.
     """
     hooks = _IMPORT_HOOKS.setdefault(resource_type, [])
     if hook not in hooks:
@@ -552,6 +687,11 @@ def unregister_import_hook(resource_type: str, hook: ImportHook) -> None:
     hooks = _IMPORT_HOOKS.get(resource_type, [])
     if hook in hooks:
         hooks.remove(hook)
+
+
+def import_hooks(resource_type: str) -> tuple[ImportHook, ...]:
+    """Return the hooks registered for ``resource_type``, in call order."""
+    return tuple(_IMPORT_HOOKS.get(resource_type, ()))
 
 
 def _run_import_hooks(session: Session, unit: Unit) -> None:
@@ -691,27 +831,39 @@ def _existing_ids(session: Session, table: Table, ids: list[str]) -> set[str]:
 # --------------------------------------------------------------------------- driver
 
 
-def import_document(session: Session, document: Any, *, source: str = "<document>") -> UnitResult:
+def import_document(
+    session: Session,
+    document: Any,
+    *,
+    source: str = "<document>",
+    origin: Origin = "backload",
+    bus: EventBus | None = None,
+) -> UnitResult:
     """Import one parsed Bundle or resource (see :func:`import_unit`).
 
     ``document`` is left as it was: references are resolved on a copy.
     """
-    return import_unit(session, unit_from_document(copy.deepcopy(document), source=source))
+    unit = unit_from_document(copy.deepcopy(document), source=source)
+    return import_unit(session, unit, origin=origin, bus=bus)
 
 
-def _import_file(factory: sessionmaker[Session], path: Path) -> tuple[UnitResult, str | None, bool]:
+def _import_file(
+    factory: sessionmaker[Session], path: Path, origin: Origin, bus: EventBus | None
+) -> tuple[UnitResult, str | None, bool]:
     """Import the units of one file: ``(counts, rejection reason or None, reference missing)``."""
     file_result = UnitResult()
     try:
         for unit in read_units(path):
             with session_scope(factory) as session:
-                unit_result = import_unit(session, unit)
+                unit_result = import_unit(session, unit, origin=origin, bus=bus)
             for name in ("imported", "created", "skipped"):
                 getattr(file_result, name).update(getattr(unit_result, name))
     except MissingReferenceError as exc:
         return file_result, exc.reason, True
     except FhirValidationError as exc:
         return file_result, exc.reason if exc.source else str(exc), False
+    except HealthOSError as exc:  # a live event's subscriber refused it (strict capture)
+        return file_result, str(exc), False
     except (IntegrityError, DataError) as exc:
         return file_result, f"rejected by the database: {str(exc.orig).splitlines()[0]}", False
     return file_result, None, False
@@ -722,6 +874,8 @@ def import_paths(
     paths: Iterable[Path],
     *,
     on_file: Callable[[Path, UnitResult | None, str | None], None] | None = None,
+    origin: Origin = "backload",
+    bus: EventBus | None = None,
 ) -> ImportReport:
     """Import every FHIR file under ``paths``, one transaction per unit.
 
@@ -739,6 +893,13 @@ def import_paths(
     on_file : callable, optional
         Called after each file with ``(path, result or None, rejection reason or None)``,
         e.g. to advance a progress bar.
+    origin : {"backload", "live"}, default="backload"
+        A back-load of history publishes no event (nothing is charged or rescored);
+        ``"live"`` treats the files as a live feed: each unit's clinical events are
+        published on ``bus`` in its transaction (see the module docstring). A unit whose
+        live event a subscriber refuses (e.g. strict charge capture) is rejected whole.
+    bus : EventBus, optional
+        Where live events go; default :func:`~healthos_core.events.default_bus`.
 
     Returns
     -------
@@ -747,8 +908,9 @@ def import_paths(
     Raises
     ------
     InvalidInputError
-        If a path does not exist (nothing is imported).
+        If a path does not exist, or ``origin`` is unknown (nothing is imported).
     """
+    _check_origin(origin)
     started = time.perf_counter()
     files = list(iter_source_files(paths))
     report = ImportReport(files=len(files))
@@ -766,13 +928,13 @@ def import_paths(
     # the others, as long as a round imports something.
     waiting: list[Path] = []
     for path in files:
-        result, reason, missing_reference = _import_file(factory, path)
+        result, reason, missing_reference = _import_file(factory, path, origin, bus)
         if missing_reference:
             waiting.append(path)
         else:
             finish(path, result, reason)
     while waiting:
-        outcomes = [(path, *_import_file(factory, path)) for path in waiting]
+        outcomes = [(path, *_import_file(factory, path, origin, bus)) for path in waiting]
         progressed = any(reason is None for _, _, reason, _ in outcomes)
         waiting = []
         for path, result, reason, missing_reference in outcomes:

@@ -9,8 +9,9 @@ boring"):
    before anything is added to the session;
 2. add the entity, copying ``patient_id`` and ``facility_id`` from the encounter, and
    ``flush``;
-3. publish the matching event from :mod:`healthos_core.events`; subscribers (charge
-   capture) write in the same transaction.
+3. publish the matching ``live`` event from :mod:`healthos_core.events`; subscribers
+   (charge capture, once :func:`healthos_core.wiring.wire_live_path` has wired it) write
+   in the same transaction.
 
 The caller owns the session and the transaction (style-anchors rule 3): nothing here
 commits. If a subscriber raises, the exception reaches the caller, who must roll back;
@@ -432,7 +433,8 @@ def record_procedure(
 ) -> Procedure:
     """Record a performed procedure and publish :class:`ProcedurePerformed`.
 
-    With charge capture subscribed (the default bus), a ``ChargeItem`` priced by
+    With charge capture subscribed to ``bus`` (:func:`healthos_core.wiring.wire_live_path`
+    does it for the default bus; the API and the CLI call it), a ``ChargeItem`` priced by
     ``code`` on the UTC date of ``performed_at`` is posted in the same transaction.
 
     Parameters

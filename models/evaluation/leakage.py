@@ -39,7 +39,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
-import healthos_core  # noqa: F401  (registers every entity and the import hooks)
+import healthos_core  # noqa: F401  (registers every entity)
 from healthos_core.billing.payers import (
     load_bundling_edits_csv,
     load_contracts_csv,
@@ -48,6 +48,7 @@ from healthos_core.billing.payers import (
 from healthos_core.db import Base, make_engine, make_session_factory, session_scope
 from healthos_core.errors import InvalidInputError
 from healthos_core.fhir.importer import import_paths
+from healthos_core.wiring import wired
 from reasoning.finance.leakage import LeakageKind, find_leakage
 from reasoning.suggestion import Suggestion
 
@@ -140,6 +141,7 @@ def _write_slice(data: Path, out: Path, patients: set[str]) -> list[Path]:
     ]
 
 
+@wired()  # imported Claims and ClaimResponses post as `healthos import` posts them
 def _import(
     factory: Any,
     data: Path,

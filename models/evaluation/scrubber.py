@@ -49,6 +49,7 @@ from healthos_core.billing.payers import (
 from healthos_core.db import Base, make_engine, make_session_factory, session_scope
 from healthos_core.errors import InvalidInputError
 from healthos_core.fhir.importer import import_paths
+from healthos_core.wiring import wired
 
 __all__ = [
     "HEADLINE_CARCS",
@@ -80,6 +81,7 @@ def _share(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+@wired()  # imported Claims and ClaimResponses post as `healthos import` posts them
 def import_synthea_rcm(
     factory: Any, data_dir: Path, bundles_dir: Path, log: Callable[[str], None]
 ) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from healthos_core.record.service import (
     record_observation,
     record_procedure,
 )
+from healthos_core.wiring import Wiring, wire_live_path
 from tests.conftest import table_counts
 from tests.core.test_chargemaster import PATIENT_ID, load_synthea_sample_claims
 from tests.factories import (
@@ -524,9 +525,8 @@ def _captures_per_event_type(bus: EventBus) -> list[int]:
     ]
 
 
-def test_default_bus_has_capture_registered_once() -> None:
-    import healthos_core.billing.capture  # noqa: F401 - a second import is a no-op
-
+def test_wiring_twice_registers_capture_once(live_path: Wiring) -> None:
+    assert wire_live_path().capture is live_path.capture
     register()
     register(default_bus())
     assert _captures_per_event_type(default_bus()) == [1, 1, 1, 1]
@@ -540,8 +540,11 @@ def test_capture_registration_survives_module_reexecution() -> None:
         import healthos_core
         import healthos_core.billing.capture as capture
         from healthos_core.events import default_bus
+        from healthos_core.wiring import wire_live_path
+        wire_live_path()
         importlib.reload(capture)
         importlib.reload(capture)
+        capture.register()
         print(sum(len(default_bus().handlers(t)) for t in capture._EVENT_TYPES))
         """
     )
@@ -551,7 +554,9 @@ def test_capture_registration_survives_module_reexecution() -> None:
     assert result.stdout.strip() == "4"
 
 
-def test_default_bus_captures_without_passing_a_bus(session: Session, encounter: Encounter) -> None:
+def test_default_bus_captures_without_passing_a_bus(
+    session: Session, encounter: Encounter, live_path: Wiring
+) -> None:
     with session.begin():
         procedure = do_procedure(session, encounter, None)
         given = record_medication_administration(

@@ -199,6 +199,7 @@ def test_parallel_refunds_never_exceed_the_credit_balance(
         assert trial_balance(session)["balanced"]
 
 
+@pytest.mark.usefixtures("live_path")  # remittance posting, as the API's lifespan wires it
 def test_parallel_remittances_for_one_patient_post_each_claim_once(
     session_factory: sessionmaker[Session], patient_id: str
 ) -> None:

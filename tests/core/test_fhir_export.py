@@ -5,21 +5,17 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import os
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from healthos_core.billing.entities import ChargeItem
-from healthos_core.db import make_engine
 from healthos_core.errors import NotFoundError
 from healthos_core.fhir.exporter import export_patient, to_fhir
 from healthos_core.fhir.importer import import_document, import_paths
@@ -33,7 +29,7 @@ from healthos_core.record.entities import (
     Procedure,
 )
 from serving.cli import app
-from tests.conftest import POSTGRES_URL, postgres_url_for_schema, table_counts
+from tests.conftest import table_counts
 from tests.core.fhir_factories import (
     ENTRY_NAMES,
     ENTRY_TYPES,
@@ -459,20 +455,6 @@ def test_to_fhir_condition_without_resource_has_no_status(session: Session) -> N
 
 
 # --------------------------------------------------------------------------- CLI
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def cli_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database URL of its own for the CLI (which builds its own engine)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'cli.db'}"
-        return
-    schema = f"hos_fhir_export_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    yield postgres_url_for_schema(schema)
-    admin = make_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    admin.dispose()
 
 
 def test_cli_export_prints_a_valid_bundle(tmp_path: Path, cli_db_url: str) -> None:

@@ -11,20 +11,17 @@ import copy
 import datetime as dt
 import gzip
 import json
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from healthos_core.billing.entities import Claim, ClaimItem, ExplanationOfBenefit
-from healthos_core.db import make_engine
 from healthos_core.errors import FhirValidationError, InvalidInputError
 from healthos_core.fhir.importer import ImportReport, import_document, import_paths
 from healthos_core.record.entities import (
@@ -43,7 +40,7 @@ from healthos_core.record.entities import (
     Procedure,
 )
 from serving.cli import EXIT_REJECTED, app
-from tests.conftest import POSTGRES_URL, postgres_url_for_schema, table_counts
+from tests.conftest import table_counts, url_table_counts
 from tests.core.fhir_factories import (
     ENTRY_NAMES,
     ENTRY_TYPES,
@@ -1001,28 +998,6 @@ def test_import_paths_database_rejection_names_the_file_and_leaves_nothing(
 # --------------------------------------------------------------------------- CLI
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def cli_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database URL of its own for the CLI (which builds its own engine)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'cli.db'}"
-        return
-    schema = f"hos_fhir_cli_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    yield postgres_url_for_schema(schema)
-    admin = make_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    admin.dispose()
-
-
-def _cli_counts(url: str) -> dict[str, int]:
-    engine = make_engine(url)
-    try:
-        return table_counts(engine)
-    finally:
-        engine.dispose()
-
-
 def test_cli_import_json_reports_files_imported_skipped_rejected_seconds(
     tmp_path: Path, cli_db_url: str
 ) -> None:
@@ -1044,14 +1019,14 @@ def test_cli_import_json_reports_files_imported_skipped_rejected_seconds(
     ]
     assert data["rejected"][0]["reason"].startswith("invalid JSON at line 1")
     assert isinstance(data["seconds"], float) and data["seconds"] >= 0
-    counts = _cli_counts(cli_db_url)
+    counts = url_table_counts(cli_db_url)
     assert counts["patient"] == 1 and counts["claim_item"] == 2
 
     again = CliRunner().invoke(app, ["import", str(folder), "--db", cli_db_url, "--json"])
     assert again.exit_code == EXIT_REJECTED
     assert json.loads(again.stdout)["imported"] == BUNDLE_COUNTS
     assert sum(json.loads(again.stdout)["created"].values()) == 0
-    assert _cli_counts(cli_db_url) == counts
+    assert url_table_counts(cli_db_url) == counts
 
 
 def test_cli_import_only_rejections_exits_non_zero_and_names_file_and_resource(
@@ -1070,7 +1045,7 @@ def test_cli_import_only_rejections_exits_non_zero_and_names_file_and_resource(
         f"rejected {path}: Observation/{BundleIds('clibad').observation} (entry 5): "
         "valueQuantity.value"
     ) in said
-    assert _cli_counts(cli_db_url)["observation"] == 0
+    assert url_table_counts(cli_db_url)["observation"] == 0
 
     as_json = CliRunner().invoke(app, ["import", str(path), "--db", cli_db_url, "--json"])
     assert as_json.exit_code == EXIT_REJECTED

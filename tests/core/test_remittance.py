@@ -43,6 +43,9 @@ from healthos_core.settings import get_settings
 from tests.conftest import table_counts
 from tests.factories import make_organization, make_patient, new_id
 
+#: Imported Claims and ClaimResponses post only where the live path is wired.
+pytestmark = pytest.mark.usefixtures("live_path")
+
 PAYER = "payer-test-ppo"
 SERVICE = "2021-03-01"
 

@@ -61,6 +61,7 @@ def file_denials(
     return counts
 
 
+@pytest.mark.usefixtures("live_path")  # remittance posting, as `healthos import` wires it
 def test_rcm_slice_billing_report_matches_the_files(
     shared_data: Path, tmp_path: Path, session_factory: sessionmaker[Session]
 ) -> None:

@@ -16,6 +16,7 @@ from tests.integration.rcm_slice import make_rcm_slice
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.usefixtures("live_path")  # remittance posting, as `healthos import` wires it
 def test_rcm_slice_imports_claims_into_the_revenue_cycle(
     shared_data: Path, tmp_path: Path, session_factory: sessionmaker[Session]
 ) -> None:

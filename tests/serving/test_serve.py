@@ -14,12 +14,10 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import text
 from typer.testing import CliRunner
 
-from healthos_core.db import make_engine
 from serving.cli import app
-from tests.conftest import POSTGRES_URL, REPO_ROOT, postgres_url_for_schema
+from tests.conftest import REPO_ROOT
 
 runner = CliRunner()
 SERVE = [sys.executable, "-m", "serving.cli", "serve"]
@@ -77,28 +75,14 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database: a SQLite file, or a PostgreSQL schema of its own (dropped after)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/serve.db"
-        return
-    schema = f"hos_serve_{os.getpid()}"
-    yield postgres_url_for_schema(schema)
-    admin = make_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    admin.dispose()
-
-
 @pytest.fixture
-def two_workers(database_url: str, tmp_path: Path) -> Iterator[str]:
+def two_workers(cli_db_url: str, tmp_path: Path) -> Iterator[str]:
     """``healthos serve --workers 2`` on a fresh database; yields its base URL."""
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("HEALTHOS_")}
     env["PYTHONPATH"] = str(REPO_ROOT)  # the code under test, wherever it is checked out
     process = subprocess.Popen(
-        [*SERVE, "--db", database_url, "--port", str(port), "--workers", "2"],
+        [*SERVE, "--db", cli_db_url, "--port", str(port), "--workers", "2"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
