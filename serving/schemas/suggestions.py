@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from healthos_core.advisory import SuggestionRecord
 
@@ -123,6 +123,13 @@ class SuggestionReasonCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=2000, pattern=r"\S")
+
+    @field_validator("reason", mode="before")
+    @classmethod
+    def _not_blank(cls, value: object) -> object:
+        if isinstance(value, str) and value and not value.strip():
+            raise ValueError("the reason is blank: say why, or write the note")
+        return value
 
 
 class SuggestionActionPublic(BaseModel):

@@ -473,6 +473,7 @@ def test_a_note_on_a_closed_suggestion_is_recorded_without_changing_it(
     ]
     assert (blank.status_code, blank.json()["code"]) == (422, "invalid-request")
     assert [e["loc"] for e in blank.json()["errors"]] == [["body", "reason"]]
+    assert "the reason is blank" in blank.json()["errors"][0]["msg"]
     assert len(audit_rows(engine, sid("nurse-critical"))) == 2
 
 
