@@ -29,6 +29,8 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import make_url
+from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import DateTime, TypeDecorator
@@ -159,15 +161,14 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if url.startswith("sqlite"):
-        # A file database has no server to lose: no ping. Its pool (SQLAlchemy's choice,
+        # A file database has no server to lose: no ping. Its pool (the dialect's choice,
         # QueuePool for a file) keeps enough connections for the API's concurrent
         # readers, so none is opened (and its PRAGMAs run) per request.
-        engine = create_engine(url, echo=echo)
-        if isinstance(engine.pool, QueuePool):
-            engine.dispose()
-            engine = create_engine(
-                url, echo=echo, pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE
-            )
+        parsed = make_url(url)
+        dialect = parsed.get_dialect()
+        pooled = issubclass(dialect, DefaultDialect) and dialect.get_pool_class(parsed) is QueuePool
+        sizes = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_POOL_SIZE}
+        engine = create_engine(url, echo=echo, **(sizes if pooled else {}))
     else:
         engine = create_engine(url, echo=echo, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
