@@ -40,6 +40,7 @@ from healthos_core.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from healthos_core.suggestion_revision import bump_suggestion_revision
 
 
 class SuggestionStatus(enum.StrEnum):
@@ -403,7 +404,9 @@ def save_suggestions(session: Session, suggestions: Iterable[SuggestionLike]) ->
     stored suggestion instead of duplicating it. A stored suggestion keeps its
     ``created_at`` (when it was first made), its status (who acknowledged, acted on or
     dismissed it, when and why) and its audit actions; everything else is replaced by
-    the new content. All suggestions are validated before anything is written.
+    the new content. All suggestions are validated before anything is written. If any
+    suggestion was added or its content changed, the suggestions get a new revision
+    (:mod:`healthos_core.suggestion_revision`), last, in the same transaction.
 
     Parameters
     ----------
@@ -439,6 +442,7 @@ def save_suggestions(session: Session, suggestions: Iterable[SuggestionLike]) ->
         chunk = ids[start : start + _IN_CHUNK]
         rows = session.scalars(select(SuggestionRecord).where(SuggestionRecord.id.in_(chunk)))
         existing.update((row.id, row) for row in rows)
+    changed = False
     for sid, (values, created_at) in pending.items():
         record = existing.get(sid)
         if record is None:
@@ -447,10 +451,14 @@ def save_suggestions(session: Session, suggestions: Iterable[SuggestionLike]) ->
                     id=sid, created_at=created_at, status=SuggestionStatus.OPEN.value, **values
                 )
             )
+            changed = True
         else:
             for field in _CONTENT_FIELDS:
                 setattr(record, field, values[field])
+            changed = changed or session.is_modified(record)
     session.flush()
+    if changed:  # re-scoring an unchanged record keeps the revision (and kept pages)
+        bump_suggestion_revision(session)
     return len(pending)
 
 
@@ -624,7 +632,8 @@ def act_on_suggestion(
 
     A status-changing action (:data:`ACTION_STATUS`) sets the suggestion's status,
     ``status_by``, ``status_at`` and ``status_reason``; a ``note`` changes none of them.
-    Either way a :class:`SuggestionAction` is appended (the audit trail, never edited).
+    Either way a :class:`SuggestionAction` is appended (the audit trail, never edited),
+    and the suggestions get a new revision (:mod:`healthos_core.suggestion_revision`).
     The record itself is never changed: acting on a suggestion is the person's decision.
 
     The lifecycle (:data:`TRANSITIONS`, ``docs/suggestions.md``): an open suggestion can
@@ -724,6 +733,7 @@ def act_on_suggestion(
         )
     )
     session.flush()
+    bump_suggestion_revision(session)
     return record
 
 

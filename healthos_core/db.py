@@ -28,11 +28,13 @@ from sqlalchemy import (
     event,
     select,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import QueuePool
+from sqlalchemy.sql import FromClause
 from sqlalchemy.types import DateTime, TypeDecorator
 
 from healthos_core.errors import InvalidInputError
@@ -234,6 +236,17 @@ def lock_rows(session: Session, table: Table, ids: Iterable[str]) -> None:
             .order_by(table.c.id)
             .with_for_update(key_share=True)
         ).all()
+
+
+def upsert_insert(dialect_name: str, table: FromClause) -> Any:
+    """Return an ``INSERT`` on ``table`` that can take ``ON CONFLICT`` (PostgreSQL or SQLite).
+
+    The one place that picks the dialect's ``insert`` construct (both have
+    ``on_conflict_do_update`` and ``on_conflict_do_nothing``; SQLAlchemy docs,
+    "INSERT…ON CONFLICT (Upsert)"). Anything but ``"postgresql"`` gets SQLite's.
+    """
+    module: Any = postgresql if dialect_name == "postgresql" else sqlite
+    return module.insert(table)
 
 
 def short_string(length: int = 64) -> Any:

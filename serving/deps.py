@@ -10,7 +10,7 @@ subject derived from a hash of their token.
 Dependencies that do no I/O (settings, the caller, role checks) are ``async``: FastAPI
 runs each sync dependency in the threadpool, a crossing per dependency per request that
 costs about as much CPU as a whole plain FastAPI request (issue 9 item 10). Polled
-routes run their database work in one crossing with :func:`run_in_session`.
+routes run their database work in at most one crossing with :func:`run_polled_read`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Final, TypeVar
 
@@ -30,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
@@ -102,6 +102,14 @@ def _writer_factory(request: Request, factory: sessionmaker[Session]) -> session
     return writers
 
 
+def _app_factory(request: Request) -> sessionmaker[Session]:
+    """Return the app's session factory (its lifespan made it)."""
+    factory: sessionmaker[Session] | None = getattr(request.app.state, "session_factory", None)
+    if factory is None:
+        raise RuntimeError("the app has no database yet: its lifespan has not started")
+    return factory
+
+
 def get_session(request: Request) -> Iterator[Session]:
     """Yield a session holding one transaction: committed on success, rolled back on error.
 
@@ -123,9 +131,7 @@ def get_session(request: Request) -> Iterator[Session]:
     sqlalchemy.exc.OperationalError
         The database cannot be reached (the app answers 503 with ``Retry-After``).
     """
-    factory: sessionmaker[Session] | None = getattr(request.app.state, "session_factory", None)
-    if factory is None:
-        raise RuntimeError("the app has no database yet: its lifespan has not started")
+    factory = _app_factory(request)
     safe = request.method in SAFE_METHODS
     with (factory if safe else _writer_factory(request, factory))() as session:
         if safe and not _embedded(factory):
@@ -145,56 +151,92 @@ def _embedded(factory: sessionmaker[Session]) -> bool:
 _T = TypeVar("_T")
 
 
-async def run_in_session(request: Request, work: Callable[[Session], _T]) -> _T:
-    """Run ``work(session)`` in :func:`get_session`'s transaction, in at most one hop.
+def app_engine(request: Request) -> Engine:
+    """Return the app's engine (the bind of its session factory)."""
+    engine: Engine = _app_factory(request).kw["bind"]
+    return engine
+
+
+def app_sessions(request: Request) -> sessionmaker[Session]:
+    """Return the app's session factory, for a polled read that needs the ORM."""
+    return _app_factory(request)
+
+
+async def run_polled_read(request: Request, read: Callable[[], _T]) -> _T:
+    """Run ``read()``, a short read polled by many clients, in at most one threadpool hop.
 
     For ``async`` routes that are polled (a patient read, a worklist): FastAPI runs a
     sync route with :data:`SessionDep` in four threadpool hops (opening the session, the
     route, checking its response, the commit), each costing about as much CPU as a
     whole plain FastAPI request and far more in latency under load (issue 9 item 10,
-    ``bench/README.md``). Same session, retries and commit as :func:`get_session`.
+    ``bench/README.md``).
 
-    On a database server (PostgreSQL) the work runs in one threadpool hop: it waits on
-    the network, and on a restart it waits for the server. On SQLite, the embedded
-    default, it runs on the event loop: SQLite is a library working on a local file, a
-    short indexed read costs less than the hop (0.45 ms against about 1 ms under load,
-    the profile in ``bench/README.md``), and in WAL mode readers never wait for writers.
-    Only these short, polled reads use this function; everything else is a sync route.
+    On a database server (PostgreSQL) ``read`` runs in one threadpool hop: it waits on
+    the network; while the server cannot be reached (a restart) it is tried again,
+    :data:`CONNECT_RETRIES` times :data:`CONNECT_PAUSE` seconds apart, as
+    :func:`get_session` does for safe requests. On SQLite, the embedded default, it
+    runs on the event loop, once: SQLite is a library working on a local file, a short
+    indexed read costs less than the hop (0.45 ms against about 1 ms under load, the
+    profile in ``bench/README.md``), and in WAL mode readers never wait for writers.
+    Only short reads use this function; everything else is a sync route.
 
     Parameters
     ----------
     request : fastapi.Request
-        The request (its app's session factory and its method).
-    work : callable
-        Takes the session and returns the route's answer, built inside the transaction
-        (so it may read lazily loaded attributes).
+        The request (its app's database).
+    read : callable
+        Takes nothing, reads (:func:`app_engine`, :func:`app_sessions`) and returns the
+        answer. It must write nothing: it may run more than once.
 
     Returns
     -------
     object
-        What ``work`` returned, after the commit.
+        What ``read`` returned.
 
     Raises
     ------
     Exception
-        Whatever ``work`` or the commit raised; the transaction is then rolled back.
+        Whatever ``read`` raised (on a server, the last attempt's database error).
+    """
+    if _embedded(_app_factory(request)):
+        return read()
+
+    def retrying() -> _T:
+        failures = 0
+        while True:
+            try:
+                return read()
+            except (OperationalError, InterfaceError, PoolTimeoutError):
+                failures += 1
+                if failures > CONNECT_RETRIES:
+                    raise
+                time.sleep(CONNECT_PAUSE)
+
+    return await run_in_threadpool(retrying)
+
+
+async def run_on_connection(request: Request, work: Callable[[Connection], _T]) -> _T:
+    """Run ``work(connection)``, a polled read of plain rows (:func:`run_polled_read`).
+
+    With a :class:`sqlalchemy.Connection` rather than an ORM session: for reads that
+    select rows (:mod:`healthos_core.record.reads`), where the session's unit of work
+    and identity map would cost more than the query. The read transaction ends when
+    ``work`` returns; nothing is committed.
 
     Examples
     --------
     >>> async def read(request: Request, patient_id: str) -> PatientPublic:  # doctest: +SKIP
-    ...     return await run_in_session(
-    ...         request, lambda s: PatientPublic.from_entity(get_patient(s, patient_id))
+    ...     return await run_on_connection(
+    ...         request, lambda c: PatientPublic.from_entity(read_patient_summary(c, patient_id))
     ...     )
     """
+    engine = app_engine(request)
 
-    def call() -> _T:
-        with contextmanager(get_session)(request) as session:
-            return work(session)
+    def read() -> _T:
+        with engine.connect() as connection:  # closing ends the read (nothing to keep)
+            return work(connection)
 
-    factory = getattr(request.app.state, "session_factory", None)
-    if factory is not None and _embedded(factory):
-        return call()
-    return await run_in_threadpool(call)
+    return await run_polled_read(request, read)
 
 
 def token_subject(token: str) -> str:

@@ -52,6 +52,7 @@ from healthos_core.settings import Settings, get_settings
 from healthos_core.wiring import wired
 from serving.deps import get_current_user, known_query_parameters
 from serving.limits import BodyLimit, RequestGuard
+from serving.page_cache import PageCache
 from serving.problems import PROBLEM_MEDIA_TYPE, ProblemResponse, http_problem, problem_response
 from serving.routers import api_router, health
 from serving.routers import finance as finance_routes
@@ -324,7 +325,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         Its lifespan wires the live path (:func:`healthos_core.wiring.wired`: charge
         capture on the default bus, remittance posting) and unwires it at shutdown
         unless it was wired before. ``app.state`` holds ``settings``, ``wiring`` (while
-        it runs), ``engine``, ``session_factory``, ``models``
+        it runs), ``engine``, ``session_factory``, ``page_cache`` (polled pages kept while
+        their data is unchanged, :mod:`serving.page_cache`), ``models``
         (the :class:`~reasoning.inference.ModelStore` of ``settings.models_dir``, loaded
         at start-up by :func:`serving.routers.models.open_store`) and
         ``model_versions`` (a list of ``{"name", "version", …}`` of the loaded models,
@@ -345,6 +347,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app_engine = make_engine(settings.resolved_database_url) if engine is None else engine
         app.state.engine = app_engine
         app.state.session_factory = make_session_factory(app_engine)
+        app.state.page_cache = PageCache()
         app.state.models = model_routes.open_store(settings)
         app.state.model_versions = app.state.models.describe()
         # What start-up loaded (modules, models) lives as long as the process: move it out

@@ -102,7 +102,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
@@ -117,7 +116,7 @@ from healthos_core.billing.entities import (
     ClaimStatusHistory,
 )
 from healthos_core.billing.money import check_currency, check_payment_time
-from healthos_core.db import Base, lock_rows, utcnow
+from healthos_core.db import Base, lock_rows, upsert_insert, utcnow
 from healthos_core.errors import ConflictError, InvalidInputError, NotFoundError
 
 __all__ = [
@@ -512,9 +511,9 @@ def _ensure_accounts(session: Session, wanted: Mapping[str, str]) -> None:
     if rows:
         # Another transaction may be opening the same account (two first payments of a
         # patient at once): its row wins, then its currency is checked like any other.
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        insert = upsert_insert(session.get_bind().dialect.name, cast_table(table))
         session.execute(
-            dialect.insert(cast_table(table)).on_conflict_do_nothing(index_elements=["id"]),
+            insert.on_conflict_do_nothing(index_elements=["id"]),
             rows,
         )
         for row in session.execute(

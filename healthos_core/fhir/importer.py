@@ -54,12 +54,11 @@ from urllib.parse import unquote
 import pydantic
 from fhir.resources.R4B import get_fhir_model_class
 from sqlalchemy import Float, Numeric, String, Table, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from healthos_core.billing.entities import ClaimDiagnosis, ClaimItem
-from healthos_core.db import session_scope, utcnow
+from healthos_core.db import session_scope, upsert_insert, utcnow
 from healthos_core.errors import FhirValidationError, HealthOSError, InvalidInputError
 from healthos_core.events import (
     ClinicalEvent,
@@ -459,8 +458,7 @@ def upsert_statement(table: Table, dialect: str, key: tuple[str, ...] = ("id",))
     Rows whose ``key`` exists are updated (all columns but the key and ``created_at``);
     tables with a surrogate autoincrement key and a natural ``key`` ignore duplicates.
     """
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(table)
+    stmt = upsert_insert(dialect, table)
     autoincrement_pk = [c.name for c in table.primary_key.columns if c.autoincrement is True]
     if autoincrement_pk and tuple(c.name for c in table.primary_key.columns) != key:
         return stmt.on_conflict_do_nothing(index_elements=list(key))

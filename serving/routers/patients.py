@@ -34,8 +34,8 @@ from sqlalchemy.orm import Session
 from healthos_core.access import IdentifierCategory, RecordView, record_view, visible_identifier
 from healthos_core.errors import InvalidInputError
 from healthos_core.record.entities import Patient, PatientIdentifier
-from healthos_core.record.service import get_patient
-from serving.deps import CurrentUser, SessionDep, run_in_session
+from healthos_core.record.reads import read_patient_summary
+from serving.deps import CurrentUser, SessionDep, run_on_connection
 from serving.schemas.common import Offset
 from serving.schemas.patients import PatientPublic, PatientsPublic
 
@@ -159,7 +159,10 @@ def list_patients(
 async def read_patient(
     *, request: Request, view: PatientView, patient_id: PatientId
 ) -> PatientPublic:
-    """Read one patient with identifiers (polled: one threadpool hop, ``run_in_session``)."""
-    return await run_in_session(
-        request, lambda session: PatientPublic.from_entity(get_patient(session, patient_id), view)
+    """Read one patient with identifiers (polled: plain rows, one hop, ``run_on_connection``)."""
+    return await run_on_connection(
+        request,
+        lambda connection: PatientPublic.from_entity(
+            read_patient_summary(connection, patient_id), view
+        ),
     )

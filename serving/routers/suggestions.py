@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from healthos_core.access import actionable_audiences, readable_audiences
@@ -40,7 +40,16 @@ from healthos_core.advisory import (
     list_suggestions,
 )
 from healthos_core.errors import PermissionDeniedError
-from serving.deps import CurrentUser, Principal, SessionDep, run_in_session
+from healthos_core.suggestion_revision import poll_suggestion_revision
+from serving.deps import (
+    CurrentUser,
+    Principal,
+    SessionDep,
+    app_engine,
+    app_sessions,
+    run_polled_read,
+)
+from serving.page_cache import PAGE_HEADERS, Page, PageCache, page_response
 from serving.schemas.common import Offset
 from serving.schemas.suggestions import (
     AudienceName,
@@ -105,7 +114,18 @@ async def listed_audiences(
     return [audience]
 
 
-@router.get("", response_model=SuggestionsPublic)
+@router.get(
+    "",
+    response_model=SuggestionsPublic,
+    responses={
+        200: {"headers": PAGE_HEADERS},
+        304: {
+            "description": "Not Modified: the page is the one whose ETag was sent in "
+            "If-None-Match (no body)",
+            "headers": PAGE_HEADERS,
+        },
+    },
+)
 async def read_suggestions(
     *,
     request: Request,
@@ -122,27 +142,47 @@ async def read_suggestions(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Offset = 0,
-) -> SuggestionsPublic:
+    if_none_match: Annotated[
+        str | None,
+        Header(
+            max_length=1024,
+            description="ETags of pages the client holds: 304 if the page is unchanged",
+        ),
+    ] = None,
+) -> Response:
     """List suggestions, most urgent first (severity, then score, then newest).
 
-    Polled by ward tablets: one threadpool hop (:func:`~serving.deps.run_in_session`).
+    Polled by ward tablets: a page is kept per worker while no suggestion changes
+    (:mod:`serving.page_cache`, checked against the suggestions' revision in one indexed
+    read), and carries an ``ETag`` for ``If-None-Match``.
     """
+    patient_id = None if patient is None else patient.removeprefix("Patient/")
+    statuses = None if status is None else tuple(sorted(set(status)))
+    key = ("suggestions", tuple(audiences), subject, patient_id, kind, statuses, limit, offset)
+    cache: PageCache = request.app.state.page_cache
+    engine, sessions = app_engine(request), app_sessions(request)
 
-    def page(session: Session) -> SuggestionsPublic:
-        records, count = list_suggestions(
-            session,
-            audience=audiences,
-            subject=subject,
-            patient_id=None if patient is None else patient.removeprefix("Patient/"),
-            kind=kind,
-            status=status,
-            limit=limit,
-            offset=offset,
-        )
-        data = [SuggestionPublic.from_entity(r) for r in records]
-        return SuggestionsPublic(data=data, count=count)
+    def page() -> Page:
+        revision = poll_suggestion_revision(engine)  # first: the page is at least as new
+        kept = cache.get(key, revision)
+        if kept is not None:
+            return kept
+        with sessions() as session:
+            records, count = list_suggestions(
+                session,
+                audience=audiences,
+                subject=subject,
+                patient_id=patient_id,
+                kind=kind,
+                status=statuses,
+                limit=limit,
+                offset=offset,
+            )
+            data = [SuggestionPublic.from_entity(r) for r in records]
+        body = SuggestionsPublic(data=data, count=count).model_dump_json(by_alias=True)
+        return cache.put(key, revision, body.encode())
 
-    return await run_in_session(request, page)
+    return page_response(await run_polled_read(request, page), if_none_match)
 
 
 @router.get("/{suggestion_id}", response_model=SuggestionDetailPublic)

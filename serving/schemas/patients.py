@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from healthos_core.access import RecordView, identifier_category
 from healthos_core.record.entities import Patient, PatientIdentifier
+from healthos_core.record.reads import IdentifierRow, PatientSummary
 
 
 class IdentifierPublic(BaseModel):
@@ -18,8 +19,8 @@ class IdentifierPublic(BaseModel):
     type: str | None = None
 
     @classmethod
-    def from_entity(cls, identifier: PatientIdentifier) -> IdentifierPublic:
-        """Build from a :class:`~healthos_core.record.entities.PatientIdentifier`."""
+    def from_entity(cls, identifier: PatientIdentifier | IdentifierRow) -> IdentifierPublic:
+        """Build from a :class:`~healthos_core.record.entities.PatientIdentifier` or its row."""
         return cls(system=identifier.system, value=identifier.value, type=identifier.type_code)
 
 
@@ -44,13 +45,13 @@ class PatientPublic(BaseModel):
     )
 
     @classmethod
-    def from_entity(cls, patient: Patient, view: RecordView) -> PatientPublic:
-        """Build from a :class:`~healthos_core.record.entities.Patient` (identifiers loaded).
+    def from_entity(cls, patient: Patient | PatientSummary, view: RecordView) -> PatientPublic:
+        """Build from a :class:`~healthos_core.record.entities.Patient` or its summary.
 
         Parameters
         ----------
-        patient : Patient
-            The patient, with identifiers loaded.
+        patient : Patient or healthos_core.record.reads.PatientSummary
+            The patient, with identifiers loaded (the entity), or its summary row.
         view : healthos_core.access.RecordView
             What the caller's role sees (:func:`healthos_core.access.record_view`).
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from healthos_core.advisory import (
@@ -20,12 +22,14 @@ from healthos_core.advisory import (
     list_suggestions,
     save_suggestions,
 )
+from healthos_core.db import make_engine
 from healthos_core.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
 )
+from healthos_core.suggestion_revision import poll_suggestion_revision, read_suggestion_revision
 from reasoning.suggestion import Audience, Explanation, Factor, Severity, Source, Suggestion
 
 T0 = dt.datetime(2025, 3, 1, 8, 0, tzinfo=dt.UTC)
@@ -119,6 +123,58 @@ class PlainSuggestion:
 
 def count_rows(session: Session, entity: type[Any]) -> int:
     return int(session.scalar(select(func.count()).select_from(entity)) or 0)
+
+
+# --- the suggestions' revision ----------------------------------------------------------
+
+
+def test_every_change_to_suggestions_gives_a_new_revision_and_a_rescore_keeps_it(
+    session: Session,
+) -> None:
+    seen = []
+    save_suggestions(session, [make_suggestion(1), make_suggestion(2)])
+    seen.append(read_suggestion_revision(session))
+    save_suggestions(session, [make_suggestion(1), make_suggestion(2)])  # the same state
+    assert read_suggestion_revision(session) == seen[-1]
+    save_suggestions(session, [make_suggestion(2, score=7.0)])  # content changed
+    seen.append(read_suggestion_revision(session))
+    save_suggestions(session, [make_suggestion(3)])  # a new one
+    seen.append(read_suggestion_revision(session))
+    act_on_suggestion(
+        session, make_suggestion(1).id, action="note", actor="n-1", role="nurse", reason="seen"
+    )
+    seen.append(read_suggestion_revision(session))
+    act_on_suggestion(
+        session, make_suggestion(1).id, action="acknowledge", actor="n-1", role="nurse"
+    )
+    seen.append(read_suggestion_revision(session))
+    assert len(set(seen)) == len(seen) == 5
+    assert all(isinstance(r, str) and len(r) == 32 and int(r, 16) >= 0 for r in seen)
+
+
+def test_a_refused_action_leaves_the_revision(session: Session) -> None:
+    save_suggestions(session, [make_suggestion(1)])
+    session.commit()
+    before = read_suggestion_revision(session)
+    with pytest.raises(InvalidInputError):
+        act_on_suggestion(session, make_suggestion(1).id, action="dismiss", actor="a", role="nurse")
+    session.rollback()
+    assert read_suggestion_revision(session) == before
+
+
+def test_the_poll_reads_the_committed_revision(session: Session) -> None:
+    save_suggestions(session, [make_suggestion(1)])
+    session.commit()
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    assert poll_suggestion_revision(engine) == read_suggestion_revision(session) is not None
+
+
+def test_the_poll_raises_sqlalchemy_errors(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/empty.db")  # no tables
+    with pytest.raises(OperationalError, match="suggestion_revision"):
+        poll_suggestion_revision(engine)
+    engine.dispose()
 
 
 # --- save_suggestions -----------------------------------------------------------------

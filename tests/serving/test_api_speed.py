@@ -4,7 +4,9 @@ The profile of ``bench/bench_api.py`` showed where a request's time went: ``/hea
 read the package metadata every call; each sync dependency and sync route crossed to
 the threadpool (a patient read crossed it six times, each costing about a whole plain
 FastAPI request of CPU, and far more in tail latency); a patient read took two queries
-and a short worklist page two. These tests pin the fixes. Every test runs on SQLite and
+and a short worklist page two, every time. These tests pin the fixes (a polled
+worklist page is kept while the suggestions' revision is unchanged: the cache itself is
+tested in ``test_page_cache.py``). Every test runs on SQLite and
 on PostgreSQL (the ``engine`` fixture).
 """
 
@@ -167,7 +169,19 @@ def test_short_worklist_page_is_one_query_and_keeps_the_count(
     short = client.get("/api/v1/suggestions?audience=nurse&limit=20", headers=NURSE).json()
     assert [s["score"] for s in short["data"]] == [2.0, 1.0, 0.0]
     assert short["count"] == 3
+    # the page; the suggestions' revision is read before it on the pool's DBAPI
+    # connection, unseen here (poll_suggestion_revision)
     assert len(selects) == 1, selects
+
+
+def test_an_unchanged_worklist_is_answered_from_the_revision_alone(
+    client: TestClient, stored: None, selects: list[str]
+) -> None:
+    first = client.get("/api/v1/suggestions?audience=nurse&limit=20", headers=NURSE)
+    selects.clear()
+    again = client.get("/api/v1/suggestions?audience=nurse&limit=20", headers=NURSE)
+    assert again.content == first.content
+    assert selects == []  # only the revision was read, on the DBAPI connection
 
 
 @pytest.mark.parametrize(
