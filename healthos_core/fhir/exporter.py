@@ -86,6 +86,12 @@ def _money(amount: Decimal | None, currency: str | None) -> dict[str, Any] | Non
     return {"value": float(amount), "currency": currency or ledger_currency()}
 
 
+#: FHIR R4 identifier type codes (HL7 v2 table 0203: ``MR``, ``SS`` …).
+IDENTIFIER_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"
+#: FHIR R4 ``discharge-disposition`` code system (Encounter.hospitalization).
+DISCHARGE_DISPOSITION = "http://terminology.hl7.org/CodeSystem/discharge-disposition"
+
+
 def _clean(resource: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in resource.items() if v is not None and v != [] and v != {}}
 
@@ -99,8 +105,18 @@ def _patient(e: Patient) -> dict[str, Any]:
             "birthDate": e.birth_date.isoformat() if e.birth_date else None,
             "deceasedDateTime": format_datetime(e.deceased_at),
             "identifier": [
-                _clean({"system": i.system or None, "value": i.value}) for i in e.identifiers
+                _clean(
+                    {
+                        "type": {"coding": [{"system": IDENTIFIER_TYPE, "code": i.type_code}]}
+                        if i.type_code
+                        else None,
+                        "system": i.system or None,
+                        "value": i.value,
+                    }
+                )
+                for i in e.identifiers
             ],
+            "managingOrganization": _reference("Organization", e.facility_id),
         }
     )
 
@@ -121,6 +137,13 @@ def _encounter(e: Encounter) -> dict[str, Any]:
             "serviceProvider": _reference("Organization", e.service_provider_id),
             "location": [{"location": _reference("Location", e.location_id)}]
             if e.location_id
+            else None,
+            "hospitalization": {
+                "dischargeDisposition": _concept(
+                    DISCHARGE_DISPOSITION, e.discharge_disposition, None
+                )
+            }
+            if e.discharge_disposition
             else None,
         }
     )

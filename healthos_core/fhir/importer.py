@@ -13,14 +13,13 @@ By default an import is a **back-load** of history (``origin="backload"``): rows
 bulk-upserted and no clinical event is published, so nothing is charged or rescored
 (charge capture and rescoring skip back-load events anyway; not building them keeps a
 bulk import at bulk speed). With ``origin="live"`` the files are a live feed, like the
-record service's writes: after a unit's rows are written, every Encounter
-(:class:`~healthos_core.events.EncounterStarted`, and
-:class:`~healthos_core.events.EncounterFinished` when its status is ``finished``),
-Procedure, MedicationAdministration and Observation of the unit is published as a
-``live`` event on the bus (default :func:`~healthos_core.events.default_bus`), in the
-unit's transaction, so charge capture posts its ChargeItems there. Importing the same
-files again publishes the events again and posts nothing new (capture is idempotent on
-``service_ref`` + code).
+record service's writes (which come through :func:`import_unit` too): after a unit's rows are
+written, what it changed is published as ``live`` events on the bus (default
+:func:`~healthos_core.events.default_bus`), in the unit's transaction, so charge capture posts
+its ChargeItems there: a new Encounter (:class:`~healthos_core.events.EncounterStarted`, and
+:class:`~healthos_core.events.EncounterFinished` when it arrives finished), an Encounter that
+became finished (``EncounterFinished``), a new or amended Procedure, MedicationAdministration
+or Observation. The same content written again publishes nothing (:func:`stored_states`).
 
 Import hooks (:func:`register_import_hook`) run for every unit whatever its origin;
 remittance posting is one, installed by :func:`healthos_core.wiring.wire_live_path`
@@ -575,10 +574,11 @@ def import_unit(
                 _check_fits(table_name, row, f"{resource_type}/{resource['id']}", unit.source)
                 bucket[tuple(row[k] for k in key)] = row
     with session.begin_nested():
+        before = stored_states(session, unit) if origin == "live" else {}
         _write(session, rows, result)
         _run_import_hooks(session, unit)
         if origin == "live":
-            publish_live_events(session, unit, bus if bus is not None else default_bus())
+            publish_live_events(session, unit, bus if bus is not None else default_bus(), before)
     return result
 
 
@@ -598,13 +598,58 @@ _EVENT_ENTITIES: tuple[type[_EventEntity], ...] = (
 )
 
 
-def _events_of(entity: _EventEntity) -> list[ClinicalEvent]:
-    """Return the live events the record service would have published for ``entity``."""
+#: What a live write changes about a stored fact: ``(status, resource)`` of its row
+#: before the write, by ``(resource type, id)``; absent when the fact is new.
+StoredStates = dict[tuple[str, str], tuple[str | None, dict[str, Any] | None]]
+
+
+def _unit_ids(unit: Unit, resource_type: str) -> list[str]:
+    return list(
+        dict.fromkeys(str(r["id"]) for _, r in unit.entries if r["resourceType"] == resource_type)
+    )
+
+
+def stored_states(session: Session, unit: Unit) -> StoredStates:
+    """Return the stored status and resource of the unit's clinical facts, before a write.
+
+    Read before a live write so that :func:`publish_live_events` publishes only what the
+    write changes (one query per clinical resource type in the unit).
+    """
+    states: StoredStates = {}
+    for entity_type in _EVENT_ENTITIES:
+        name = entity_type.__name__
+        ids = _unit_ids(unit, name)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            table = cast(Table, entity_type.__table__)
+            query = select(table.c.id, table.c.status, table.c.resource).where(
+                table.c.id.in_(chunk)
+            )
+            for row in session.execute(query):
+                states[(name, row.id)] = (row.status, row.resource)
+    return states
+
+
+def _events_of(
+    entity: _EventEntity, before: tuple[str | None, dict[str, Any] | None] | None
+) -> list[ClinicalEvent]:
+    """Return the live events a write of ``entity`` makes: what it changed about the fact.
+
+    A new fact publishes its event (an encounter: ``EncounterStarted``, and
+    ``EncounterFinished`` too if it arrives finished). A stored encounter that becomes
+    finished publishes ``EncounterFinished``; another stored fact whose resource changed
+    (an amended observation) publishes its event again. The same content written again
+    publishes nothing.
+    """
     if isinstance(entity, Encounter):
-        started: list[ClinicalEvent] = [EncounterStarted(encounter=entity, origin="live")]
-        if entity.status == "finished":
-            started.append(EncounterFinished(encounter=entity, origin="live"))
-        return started
+        events: list[ClinicalEvent] = []
+        if before is None:
+            events.append(EncounterStarted(encounter=entity, origin="live"))
+        if entity.status == "finished" and (before is None or before[0] != "finished"):
+            events.append(EncounterFinished(encounter=entity, origin="live"))
+        return events
+    if before is not None and before[1] == entity.resource:
+        return []
     if isinstance(entity, Procedure):
         return [ProcedurePerformed(procedure=entity, origin="live")]
     if isinstance(entity, MedicationAdministration):
@@ -612,13 +657,15 @@ def _events_of(entity: _EventEntity) -> list[ClinicalEvent]:
     return [ObservationRecorded(observation=entity, origin="live")]
 
 
-def publish_live_events(session: Session, unit: Unit, bus: EventBus) -> int:
+def publish_live_events(
+    session: Session, unit: Unit, bus: EventBus, before: StoredStates | None = None
+) -> int:
     """Publish a written unit's clinical events on ``bus`` as ``live`` events.
 
-    Every Encounter (``EncounterStarted``; then ``EncounterFinished`` if finished),
-    Procedure, MedicationAdministration and Observation of the unit is read back from
-    the database (its stored row, as the record service would have flushed it) and
-    published, encounters first, each type in the unit's order.
+    Every Encounter, Procedure, MedicationAdministration and Observation of the unit is
+    read back from the database (its stored row, as the record service would have
+    flushed it) and its events (:func:`_events_of`: only what the write changed, given
+    ``before``) are published, encounters first, each type in the unit's order.
 
     Parameters
     ----------
@@ -628,18 +675,19 @@ def publish_live_events(session: Session, unit: Unit, bus: EventBus) -> int:
         The unit just written (ids already assigned).
     bus : EventBus
         Where to publish; subscribers write in ``session``'s transaction.
+    before : dict, optional
+        :func:`stored_states` read before the write; ``None``: every fact is new.
 
     Returns
     -------
     int
         Events published.
     """
+    before = before or {}
     published = 0
     for entity_type in _EVENT_ENTITIES:
         name = entity_type.__name__
-        ids = list(
-            dict.fromkeys(str(r["id"]) for _, r in unit.entries if r["resourceType"] == name)
-        )
+        ids = _unit_ids(unit, name)
         if not ids:
             continue
         found: dict[str, _EventEntity] = {}
@@ -654,7 +702,8 @@ def publish_live_events(session: Session, unit: Unit, bus: EventBus) -> int:
             found.update({entity.id: entity for entity in loaded})
         for entity_id in ids:
             entity = found.get(entity_id)
-            for event in _events_of(entity) if entity is not None else ():
+            events = _events_of(entity, before.get((name, entity_id))) if entity else []
+            for event in events:
                 bus.publish(event, session)
                 published += 1
     return published

@@ -212,8 +212,15 @@ def parse_date(value: str | None) -> dt.date | None:
 
 
 def format_datetime(value: dt.datetime | None) -> str | None:
-    """Format an aware datetime as a FHIR ``dateTime`` string."""
-    return value.isoformat() if value else None
+    """Format an aware datetime as a FHIR ``dateTime`` string, in UTC with ``Z``.
+
+    One canonical form (FHIR R4 §2.24.0.6 ``dateTime``: ``Z`` or an offset), so the same
+    instant written by two paths is stored as the same text. A naive value is read as UTC.
+    """
+    if value is None:
+        return None
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    return aware.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def money(value: dict[str, Any] | None) -> tuple[Decimal | None, str | None]:

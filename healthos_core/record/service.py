@@ -3,15 +3,23 @@
 Every write function follows the same order (style-anchors §8 "Event bus: keep it
 boring"):
 
-1. **validate** everything (unknown ids → :class:`~healthos_core.errors.NotFoundError`,
+1. **validate** the domain rules (unknown ids → :class:`~healthos_core.errors.NotFoundError`,
    state conflicts such as a finished encounter → :class:`~healthos_core.errors.ConflictError`,
    naive datetimes or end before start → :class:`~healthos_core.errors.InvalidInputError`),
-   before anything is added to the session;
-2. add the entity, copying ``patient_id`` and ``facility_id`` from the encounter, and
-   ``flush``;
-3. publish the matching ``live`` event from :mod:`healthos_core.events`; subscribers
-   (charge capture, once :func:`healthos_core.wiring.wire_live_path` has wired it) write
-   in the same transaction.
+   before anything is written;
+2. build the FHIR R4 resource of the fact (:func:`healthos_core.fhir.exporter.to_fhir`), and
+   write it through **the one write path**, :func:`healthos_core.fhir.importer.import_unit`
+   with ``origin="live"``: validated with ``fhir.resources``, upserted as the importer maps
+   it, and its ``live`` events published from :mod:`healthos_core.events` in the same
+   savepoint; subscribers (charge capture, once :func:`healthos_core.wiring.wire_live_path`
+   has wired it) write in the same transaction. A FHIR ``POST``, a transaction Bundle and
+   ``healthos import --live`` call the same function, so every path stores the same rows
+   and posts the same charges;
+3. return the stored entity.
+
+Writing the same fact again with the same id is idempotent: the stored entity is
+returned and nothing is written or published. The same id with other content is a
+:class:`~healthos_core.errors.ConflictError`.
 
 The caller owns the session and the transaction (style-anchors rule 3): nothing here
 commits. If a subscriber raises, the exception reaches the caller, who must roll back;
@@ -31,22 +39,16 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, defer, joinedload
 
 from healthos_core.db import Base
 from healthos_core.errors import ConflictError, InvalidInputError, NotFoundError
-from healthos_core.events import (
-    EncounterFinished,
-    EncounterStarted,
-    EventBus,
-    MedicationAdministered,
-    ObservationRecorded,
-    ProcedurePerformed,
-    default_bus,
-)
+from healthos_core.events import EventBus
+from healthos_core.fhir.exporter import to_fhir
+from healthos_core.fhir.importer import Unit, import_unit
 from healthos_core.record.entities import (
     Condition,
     DiagnosticReport,
@@ -61,6 +63,7 @@ from healthos_core.record.entities import (
     Patient,
     PatientIdentifier,
     Procedure,
+    RecordMixin,
 )
 
 __all__ = [
@@ -109,8 +112,8 @@ _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 # --------------------------------------------------------------------------- helpers
 
 
-def _new_id(entity: type[Base], given: str | None, session: Session) -> str:
-    """Return ``given`` (validated, unused) or a fresh uuid4 string."""
+def _new_id(entity: type[Base], given: str | None) -> str:
+    """Return ``given`` (validated as a FHIR id) or a fresh uuid4 string."""
     if given is None:
         return str(uuid.uuid4())
     if not isinstance(given, str) or not _FHIR_ID.fullmatch(given):
@@ -118,9 +121,46 @@ def _new_id(entity: type[Base], given: str | None, session: Session) -> str:
             f"invalid {entity.__name__} id {given!r}: a FHIR id is 1-64 characters "
             "from A-Z, a-z, 0-9, '-' and '.'"
         )
-    if session.get(entity, given) is not None:
-        raise ConflictError(f"{entity.__name__}/{given} already exists: choose another id")
     return given
+
+
+_E = TypeVar("_E", bound=RecordMixin)
+
+
+def _write(session: Session, entity: _E, bus: EventBus | None, *, replace: bool = False) -> _E:
+    """Write ``entity`` (transient) through the one write path; return the stored entity.
+
+    The FHIR resource of ``entity`` goes to :func:`~healthos_core.fhir.importer.import_unit`
+    (``origin="live"``). If a row with its id exists: with ``replace`` (a state change of
+    a stored fact, e.g. a discharge) it is updated; otherwise the same content is an
+    idempotent repeat (nothing written or published) and other content a conflict.
+
+    Raises
+    ------
+    ConflictError
+        The id is taken by other content (and not ``replace``).
+    """
+    entity_type = type(entity)
+    resource = to_fhir(entity)
+    stored = session.get(entity_type, entity.id)
+    if stored is not None and not replace:
+        if _comparable(to_fhir(stored)) == _comparable(resource):
+            return stored
+        raise ConflictError(
+            f"{entity_type.__name__}/{entity.id} already exists with other content: "
+            "choose another id"
+        )
+    unit = Unit(source=f"{entity_type.__name__}/{entity.id}", entries=[(None, resource)])
+    import_unit(session, unit, origin="live", bus=bus)
+    written = session.get(entity_type, entity.id, populate_existing=True)
+    if written is None:  # pragma: no cover - import_unit wrote it or raised
+        raise NotFoundError(f"{entity_type.__name__}/{entity.id} was not stored")
+    return written
+
+
+def _comparable(resource: dict[str, Any]) -> dict[str, Any]:
+    """Return ``resource`` without what the server sets (``meta``), to compare two writes."""
+    return {k: v for k, v in resource.items() if k != "meta"}
 
 
 def _aware_utc(value: Any, name: str) -> dt.datetime:
@@ -301,14 +341,14 @@ def register_patient(
         raise InvalidInputError(f"birth_date {birth_date.isoformat()} is in the future")
     rows = _identifier_rows(identifiers)
     facility_id = _organization(session, facility_id)
-    patient_id = _new_id(Patient, id, session)
+    patient_id = _new_id(Patient, id)
     for system, value, _ in rows:
         owner = session.scalar(
             select(PatientIdentifier.patient_id)
             .where(PatientIdentifier.system == system, PatientIdentifier.value == value)
             .limit(1)
         )
-        if owner is not None:
+        if owner is not None and owner != patient_id:
             raise ConflictError(
                 f"identifier {system}|{value} already belongs to Patient/{owner}: "
                 "look that patient up instead of registering a new one"
@@ -326,9 +366,7 @@ def register_patient(
             for system, value, type_code in rows
         ],
     )
-    session.add(patient)
-    session.flush()
-    return patient
+    return _write(session, patient, None)
 
 
 def admit(
@@ -399,7 +437,7 @@ def admit(
         raise NotFoundError(f"Location/{location_id} does not exist")
     type_code = _optional_text(type_code, "type_code", 64)
     type_display = _optional_text(type_display, "type_display", 512)
-    encounter_id = _new_id(Encounter, id, session)
+    encounter_id = _new_id(Encounter, id)
 
     encounter = Encounter(
         id=encounter_id,
@@ -413,10 +451,7 @@ def admit(
         period_start=start,
         location_id=location_id,
     )
-    session.add(encounter)
-    session.flush()
-    (bus or default_bus()).publish(EncounterStarted(encounter=encounter), session)
-    return encounter
+    return _write(session, encounter, bus)
 
 
 def record_procedure(
@@ -482,7 +517,7 @@ def record_procedure(
     performed_end = _optional_aware_utc(performed_end, "performed_end")
     _check_during_encounter(encounter, performed_at, "performed_at")
     _check_end_after_start(performed_at, performed_end, "the procedure")
-    procedure_id = _new_id(Procedure, id, session)
+    procedure_id = _new_id(Procedure, id)
 
     procedure = Procedure(
         id=procedure_id,
@@ -496,10 +531,7 @@ def record_procedure(
         performed_start=performed_at,
         performed_end=performed_end,
     )
-    session.add(procedure)
-    session.flush()
-    (bus or default_bus()).publish(ProcedurePerformed(procedure=procedure), session)
-    return procedure
+    return _write(session, procedure, bus)
 
 
 def record_medication_administration(
@@ -581,7 +613,7 @@ def record_medication_administration(
         dose_unit = _optional_text(dose_unit, "dose_unit", 32)
     if request_id is not None and session.get(MedicationRequest, request_id) is None:
         raise NotFoundError(f"MedicationRequest/{request_id} does not exist")
-    administration_id = _new_id(MedicationAdministration, id, session)
+    administration_id = _new_id(MedicationAdministration, id)
 
     administration = MedicationAdministration(
         id=administration_id,
@@ -598,10 +630,7 @@ def record_medication_administration(
         dose_value=dose,
         dose_unit=dose_unit,
     )
-    session.add(administration)
-    session.flush()
-    (bus or default_bus()).publish(MedicationAdministered(administration=administration), session)
-    return administration
+    return _write(session, administration, bus)
 
 
 def _components(components: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:
@@ -621,9 +650,9 @@ def _components(components: Sequence[Mapping[str, Any]] | None) -> list[dict[str
             "value": _finite_number(component.get("value"), f"components[{index}].value"),
             "unit": _optional_text(component.get("unit"), f"components[{index}].unit", 32),
         }
-        for key in ("code_system", "display"):
+        for key, column in (("code_system", "system"), ("display", "display")):
             if component.get(key) is not None:
-                row[key] = _required_text(component[key], f"components[{index}].{key}", 512)
+                row[column] = _required_text(component[key], f"components[{index}].{key}", 512)
         rows.append(row)
     return rows
 
@@ -703,7 +732,7 @@ def record_observation(
     unit = _optional_text(unit, "unit", 32)
     effective_at = _aware_utc(effective_at, "effective_at")
     _check_during_encounter(encounter, effective_at, "effective_at")
-    observation_id = _new_id(Observation, id, session)
+    observation_id = _new_id(Observation, id)
 
     observation = Observation(
         id=observation_id,
@@ -720,10 +749,7 @@ def record_observation(
         unit=unit,
         components=parts,
     )
-    session.add(observation)
-    session.flush()
-    (bus or default_bus()).publish(ObservationRecorded(observation=observation), session)
-    return observation
+    return _write(session, observation, bus)
 
 
 def discharge(
@@ -769,12 +795,13 @@ def discharge(
     _check_end_after_start(encounter.period_start, end, f"Encounter/{encounter_id}")
     disposition = _optional_text(disposition, "disposition", 32)
 
-    encounter.status = "finished"
-    encounter.period_end = end
-    encounter.discharge_disposition = disposition
-    session.flush()
-    (bus or default_bus()).publish(EncounterFinished(encounter=encounter), session)
-    return encounter
+    finished = Encounter(
+        **{c.key: getattr(encounter, c.key) for c in Encounter.__mapper__.column_attrs},
+    )
+    finished.status = "finished"
+    finished.period_end = end
+    finished.discharge_disposition = disposition
+    return _write(session, finished, bus, replace=True)
 
 
 # --------------------------------------------------------------------------- reads

@@ -483,9 +483,9 @@ def test_record_observation_value_and_components(
         )
     stored = session.get(Observation, pressure.id)
     assert stored is not None
-    assert stored.components == [
-        {"code": "8480-6", "value": 128.0, "unit": "mm[Hg]"},
-        {"code": "8462-4", "value": 82.0, "unit": "mm[Hg]"},
+    assert stored.components == [  # as the FHIR importer stores them: one shape
+        {"system": None, "code": "8480-6", "display": None, "value": 128.0, "unit": "mm[Hg]"},
+        {"system": None, "code": "8462-4", "display": None, "value": 82.0, "unit": "mm[Hg]"},
     ]
     assert (pulse.code_system, pulse.category, pulse.status, pulse.value) == (
         "http://loinc.org",

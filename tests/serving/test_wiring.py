@@ -121,15 +121,21 @@ def _priced(url: str) -> None:
 def test_cli_import_is_a_backload_and_live_posts_charges_once(
     tmp_path: Path, cli_db_url: str
 ) -> None:
-    ids = BundleIds("cli")
-    visit = write_bundle(tmp_path / "visit.json", visit_entries("cli"))
+    history = write_bundle(tmp_path / "history.json", visit_entries("cli"))
+    ids = BundleIds("cli-live")
+    visit = write_bundle(tmp_path / "visit.json", visit_entries("cli-live"))
     assert runner.invoke(app, ["db", "upgrade", "--db", cli_db_url]).exit_code == 0
     _priced(cli_db_url)
 
-    backload = runner.invoke(app, ["import", str(visit), "--db", cli_db_url, "--json"])
+    backload = runner.invoke(app, ["import", str(history), "--db", cli_db_url, "--json"])
     assert backload.exit_code == 0, backload.output
     assert json.loads(backload.stdout)["imported"]["Procedure"] == 1
     assert _charges(cli_db_url) == []
+    # History seen again on a live feed is not new: it changes nothing, posts nothing.
+    counts = url_table_counts(cli_db_url)
+    seen = runner.invoke(app, ["import", str(history), "--live", "--db", cli_db_url])
+    assert seen.exit_code == 0, seen.output
+    assert url_table_counts(cli_db_url) == counts
 
     live = runner.invoke(app, ["import", str(visit), "--live", "--db", cli_db_url, "--json"])
     assert live.exit_code == 0, live.output
