@@ -406,8 +406,8 @@ def import_physionet2012(
     organizations, locations = _physionet_reference_rows(now)
     with session_scope(factory) as session:
         dialect = session.get_bind().dialect.name
-        session.execute(upsert_statement(Organization.__table__, dialect), organizations)  # type: ignore[arg-type]
-        session.execute(upsert_statement(Location.__table__, dialect), locations)  # type: ignore[arg-type]
+        session.execute(upsert_statement(Organization.__table__, dialect), organizations)
+        session.execute(upsert_statement(Location.__table__, dialect), locations)
     done = 0
     pending: list[Stay] = []
 
@@ -423,10 +423,10 @@ def import_physionet2012(
             observations.extend(rows)
         with session_scope(factory) as session:
             dialect = session.get_bind().dialect.name
-            session.execute(upsert_statement(Patient.__table__, dialect), patients)  # type: ignore[arg-type]
-            session.execute(upsert_statement(Encounter.__table__, dialect), encounters)  # type: ignore[arg-type]
+            session.execute(upsert_statement(Patient.__table__, dialect), patients)
+            session.execute(upsert_statement(Encounter.__table__, dialect), encounters)
             if observations:
-                session.execute(upsert_statement(Observation.__table__, dialect), observations)  # type: ignore[arg-type]
+                session.execute(upsert_statement(Observation.__table__, dialect), observations)
         report.imported["Patient"] += len(patients)
         report.imported["Encounter"] += len(encounters)
         report.imported["Observation"] += len(observations)
@@ -549,6 +549,6 @@ def import_long_rows(
     if out:
         dialect = session.get_bind().dialect.name
         with session.begin_nested():
-            session.execute(upsert_statement(Observation.__table__, dialect), out)  # type: ignore[arg-type]
+            session.execute(upsert_statement(Observation.__table__, dialect), out)
     report.imported["Observation"] = len(out)
     return report

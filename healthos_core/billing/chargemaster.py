@@ -31,7 +31,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any, Final
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from healthos_core.billing.entities import (
@@ -138,16 +138,25 @@ def find_price(
     """
     day = _service_day(on)
     return session.scalars(
-        select(ChargemasterEntry)
-        .where(
-            ChargemasterEntry.code_system == code_system,
-            ChargemasterEntry.code == code,
-            ChargemasterEntry.effective_from <= day,
-            or_(ChargemasterEntry.effective_to.is_(None), ChargemasterEntry.effective_to > day),
-        )
-        .order_by(ChargemasterEntry.effective_from.desc(), ChargemasterEntry.id.desc())
-        .limit(1)
+        _PRICE_ON, {"code_system": code_system, "code": code, "day": day}
     ).first()
+
+
+#: The entry in force on a day (built once: building it cost as much as running it).
+_PRICE_ON = (
+    select(ChargemasterEntry)
+    .where(
+        ChargemasterEntry.code_system == bindparam("code_system"),
+        ChargemasterEntry.code == bindparam("code"),
+        ChargemasterEntry.effective_from <= bindparam("day"),
+        or_(
+            ChargemasterEntry.effective_to.is_(None),
+            ChargemasterEntry.effective_to > bindparam("day"),
+        ),
+    )
+    .order_by(ChargemasterEntry.effective_from.desc(), ChargemasterEntry.id.desc())
+    .limit(1)
+)
 
 
 def price(session: Session, *, code_system: str, code: str, on: dt.date) -> ChargemasterEntry:

@@ -52,7 +52,7 @@ from urllib.parse import unquote
 
 import pydantic
 from fhir.resources.R4B import get_fhir_model_class
-from sqlalchemy import Float, Numeric, String, Table, delete, select
+from sqlalchemy import Float, Numeric, String, Table, bindparam, delete, select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -451,8 +451,12 @@ def resolve_references(
 # --------------------------------------------------------------------------- writing
 
 
+@cache
 def upsert_statement(table: Table, dialect: str, key: tuple[str, ...] = ("id",)) -> Any:
     """Return an ``INSERT … ON CONFLICT`` statement for ``table`` on ``dialect``.
+
+    Built once per table, dialect and key (building it cost more than running it for a
+    one-resource write: the demo's profile).
 
     Rows whose ``key`` exists are updated (all columns but the key and ``created_at``);
     tables with a surrogate autoincrement key and a natural ``key`` ignore duplicates.
@@ -492,10 +496,13 @@ def _load_encounter_facilities(
                 wanted.add(value["reference"].split("/", 1)[1])
     wanted -= set(ctx.encounter_facility)
     if wanted:
-        rows = session.execute(
-            select(Encounter.id, Encounter.facility_id).where(Encounter.id.in_(list(wanted)))
-        )
+        rows = session.execute(_ENCOUNTER_FACILITIES, {"ids": list(wanted)})
         ctx.encounter_facility.update({row.id: row.facility_id for row in rows})
+
+
+_ENCOUNTER_FACILITIES = select(Encounter.id, Encounter.facility_id).where(
+    Encounter.id.in_(bindparam("ids", expanding=True))
+)
 
 
 def import_unit(
@@ -867,11 +874,16 @@ def _delete_claim_items(session: Session, claim_ids: list[str]) -> None:
             session.execute(delete(table).where(table.c.claim_id.in_(chunk)))
 
 
+@cache
+def _ids_in(table: Table) -> Any:
+    """``SELECT id FROM table WHERE id IN :ids``, built once per table."""
+    return select(table.c.id).where(table.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def _existing_ids(session: Session, table: Table, ids: list[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        found.update(session.scalars(select(table.c.id).where(table.c.id.in_(chunk))))
+        found.update(session.scalars(_ids_in(table), {"ids": ids[start : start + 500]}))
     return found
 
 
