@@ -178,6 +178,8 @@ def _observation(e: Observation) -> dict[str, Any]:
                 "code": e.unit,
             }
         )
+    elif e.value_code is not None:
+        resource["valueCodeableConcept"] = {"coding": [{"code": e.value_code}]}
     elif e.value_string is not None:
         resource["valueString"] = e.value_string
     if e.components:

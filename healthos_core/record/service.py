@@ -669,6 +669,7 @@ def record_observation(
     components: Sequence[Mapping[str, Any]] | None = None,
     code_system: str = LOINC,
     display: str | None = None,
+    value_code: str | None = None,
     id: str | None = None,
     bus: EventBus | None = None,
 ) -> Observation:
@@ -683,8 +684,8 @@ def record_observation(
     code : str
         The observation code, LOINC by default (e.g. ``"8867-4"`` heart rate).
     value : float or None
-        Numeric value in ``unit``; ``None`` only for panels given as ``components``
-        (e.g. blood pressure ``55284-4``).
+        Numeric value in ``unit``; ``None`` for a coded answer (``value_code``) or a
+        panel given as ``components`` (e.g. blood pressure ``55284-4``).
     unit : str or None
         UCUM unit of ``value`` (e.g. ``"/min"``, ``"mm[Hg]"``).
     effective_at : datetime.datetime
@@ -697,6 +698,9 @@ def record_observation(
         Code system URI of ``code``.
     display : str, optional
         Human-readable name.
+    value_code : str, optional
+        A coded answer (``valueCodeableConcept``), e.g. the ACVPU level ``"A"`` … ``"U"``
+        of LOINC ``67775-7`` level of responsiveness (RCP NEWS2 2017, Chart 1).
     id : str, optional
         FHIR id; default a new uuid4 string.
     bus : EventBus, optional
@@ -714,7 +718,8 @@ def record_observation(
     ConflictError
         The encounter is closed, or ``id`` is taken.
     InvalidInputError
-        Naive time, unknown category, non-numeric value, or neither value nor components.
+        Naive time, unknown category, non-numeric value, both a value and a value code,
+        or none of value, value code and components.
     """
     encounter = _open_encounter(session, encounter_id, "record an observation")
     code = _required_text(code, "code", 64)
@@ -726,9 +731,12 @@ def record_observation(
             f"{sorted(OBSERVATION_CATEGORIES)}"
         )
     number = None if value is None else _finite_number(value, "value")
+    value_code = _optional_text(value_code, "value_code", 64)
     parts = _components(components)
-    if number is None and not parts:
-        raise InvalidInputError(f"observation {code} needs a value or components")
+    if number is None and value_code is None and not parts:
+        raise InvalidInputError(f"observation {code} needs a value, a value_code or components")
+    if number is not None and value_code is not None:
+        raise InvalidInputError(f"observation {code} has a value and a value_code: give one")
     unit = _optional_text(unit, "unit", 32)
     effective_at = _aware_utc(effective_at, "effective_at")
     _check_during_encounter(encounter, effective_at, "effective_at")
@@ -747,6 +755,7 @@ def record_observation(
         effective_at=effective_at,
         value=number,
         unit=unit,
+        value_code=value_code,
         components=parts,
     )
     return _write(session, observation, bus)

@@ -20,6 +20,7 @@ from healthos_core.events import (
     ProcedurePerformed,
     default_bus,
 )
+from healthos_core.fhir.exporter import to_fhir
 from healthos_core.record.entities import (
     Encounter,
     MedicationAdministration,
@@ -497,11 +498,31 @@ def test_record_observation_value_and_components(
     assert [type(e) for e in recorder.events] == [ObservationRecorded, ObservationRecorded]
 
 
+def test_record_observation_stores_a_coded_answer(session: Session, encounter: Encounter) -> None:
+    """The ACVPU level of LOINC 67775-7, as the NEWS2 scorer reads it (value_code)."""
+    with session.begin():
+        level = record_observation(
+            session,
+            encounter_id=encounter.id,
+            code="67775-7",
+            value=None,
+            unit=None,
+            value_code="V",
+            effective_at=T0 + dt.timedelta(minutes=3),
+        )
+    stored = session.get(Observation, level.id)
+    assert stored is not None
+    assert (stored.value, stored.value_code) == (None, "V")
+    assert to_fhir(stored)["valueCodeableConcept"] == {"coding": [{"code": "V"}]}
+
+
 @pytest.mark.parametrize(
     ("overrides", "fragment"),
     [
         ({"category": "vitals"}, "not a FHIR observation category"),
-        ({"value": None}, "needs a value or components"),
+        ({"value": None}, "needs a value, a value_code or components"),
+        ({"value_code": "A"}, "has a value and a value_code"),
+        ({"value": None, "value_code": " "}, "value_code is required"),
         ({"value": True}, "must be a number"),
         ({"value": float("inf")}, "finite"),
         ({"components": [{"code": "8480-6"}]}, r"components\[0\].value"),
