@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     max_json_depth : int, default=64
         Deepest nesting of arrays and objects a JSON body may have (FHIR resources nest
         about ten levels); a deeper body is refused with 422 before it is parsed.
+    sync_token : SecretStr, optional
+        Bearer token ``healthos sync`` sends to the source FHIR server
+        (``HEALTHOS_SYNC_TOKEN``; never a command-line argument).
     """
 
     model_config = SettingsConfigDict(
@@ -113,6 +116,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=0)
     max_remittance_body_bytes: int = Field(default=50 * 1024 * 1024, ge=0)
     max_json_depth: int = Field(default=64, ge=1)
+    sync_token: SecretStr | None = None
 
     @field_validator("api_tokens")
     @classmethod
