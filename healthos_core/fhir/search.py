@@ -258,8 +258,9 @@ COMMON_PARAMS: Final[dict[str, SearchParam]] = {
 }
 #: Result parameters (they shape the page, they do not filter).
 RESULT_PARAMS: Final = frozenset({"_count", "_offset", "_sort"})
-#: Parameters accepted and ignored: the format is always JSON.
-IGNORED_PARAMS: Final = frozenset({"_format", "_pretty"})
+#: Parameters accepted and ignored: the format is always JSON, and the total is always
+#: counted exactly (``_total``; HAPI's ``_totalMethod``, which fhirpy's ``count()`` sends).
+IGNORED_PARAMS: Final = frozenset({"_format", "_pretty", "_total", "_totalMethod"})
 
 
 def supported_types() -> tuple[str, ...]:
