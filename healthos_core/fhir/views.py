@@ -15,7 +15,13 @@ from typing import Any, Final
 
 from sqlalchemy import ColumnElement
 
-from healthos_core.access import RecordView, identifier_category, record_view, visible_identifier
+from healthos_core.access import (
+    IdentifierCategory,
+    RecordView,
+    identifier_category,
+    record_view,
+    visible_identifier,
+)
 from healthos_core.errors import PermissionDeniedError
 
 #: The record's directory: where a resource comes from, who provided it.
@@ -194,3 +200,33 @@ def fhir_view(role: str) -> FhirView:
         raise PermissionDeniedError(f"the {role} role may not use FHIR; roles that may: {roles}")
     record = record_view(role) if role in READABLE_TYPES else None
     return FhirView(role=role, readable=readable, writable=writable, record=record)
+
+
+#: The role that may run a Bulk Data export (``$export``): the whole record, of every
+#: type, for the system's own operations (a backup, moving the record to another
+#: HealthOS server, the analytics warehouse). Government identifiers stay out, as for
+#: every other read (no role's work needs them); the source system's own ids are kept
+#: (re-imports match patients on them).
+BULK_EXPORT_ROLE: Final = "admin"
+
+
+def bulk_export_view(role: str) -> FhirView:
+    """Return what a Bulk Data export by ``role`` holds.
+
+    Raises
+    ------
+    PermissionDeniedError
+        If ``role`` is not :data:`BULK_EXPORT_ROLE`.
+    """
+    if role != BULK_EXPORT_ROLE:
+        raise PermissionDeniedError(
+            f"the {role} role may not run a bulk export; the {BULK_EXPORT_ROLE} role may"
+        )
+    everything = CLINICAL_TYPES | BILLING_TYPES | _DIRECTORY
+    record = RecordView(
+        identifiers=frozenset(IdentifierCategory) - {IdentifierCategory.GOVERNMENT},
+        demographics=True,
+        encounter_reason=True,
+        observations=True,
+    )
+    return FhirView(role=role, readable=everything, writable=frozenset(), record=record)
