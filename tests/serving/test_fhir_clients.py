@@ -12,10 +12,6 @@ PostgreSQL; a small record is written through ``POST /fhir`` (a transaction), th
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -27,18 +23,12 @@ from fhirclient.models.patient import Patient as FcPatient
 from fhirpy import SyncFHIRClient
 
 from healthos_core.db import make_engine
-from tests.conftest import BACKENDS, POSTGRES_URL, REPO_ROOT, postgres_url_for_schema
+from tests.conftest import BACKENDS, POSTGRES_URL, postgres_url_for_schema
+from tests.serving.fhir_serve import healthos_serve
 from tests.serving.test_fhir_api import encounter, observation, patient, transaction
 
 ADMIN = {"Authorization": "Bearer dev-admin"}
 CLINICIAN_TOKEN = "dev-clinician"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -52,39 +42,19 @@ def server(
         url = f"sqlite:///{folder / 'serve.db'}"
     else:
         url = postgres_url_for_schema(schema)
-    port = _free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("HEALTHOS_")}
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    env["HEALTHOS_VAR_DIR"] = str(folder / "var")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serving.cli", "serve", "--db", url, "--port", str(port)],
-        cwd=folder,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, "healthos serve exited"
-            assert time.monotonic() < deadline, "healthos serve did not become ready"
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        resources = [patient(), encounter("e1"), encounter("e2", start="2024-06-01T08:00:00Z")]
-        resources += [
-            observation(f"o{i}", "e1" if i < 3 else "e2", when=f"2024-0{i + 1}-15T10:00:00Z")
-            for i in range(5)
-        ]
-        loaded = httpx.post(f"{base}/fhir", json=transaction(*resources), headers=ADMIN, timeout=60)
-        assert loaded.status_code == 200, loaded.text
-        yield f"{base}/fhir"
+        with healthos_serve(url, folder) as base:
+            resources = [patient(), encounter("e1"), encounter("e2", start="2024-06-01T08:00:00Z")]
+            resources += [
+                observation(f"o{i}", "e1" if i < 3 else "e2", when=f"2024-0{i + 1}-15T10:00:00Z")
+                for i in range(5)
+            ]
+            loaded = httpx.post(
+                f"{base}/fhir", json=transaction(*resources), headers=ADMIN, timeout=60
+            )
+            assert loaded.status_code == 200, loaded.text
+            yield f"{base}/fhir"
     finally:
-        process.terminate()
-        process.wait(timeout=30)
         if request.param == "postgresql":
             admin = make_engine(POSTGRES_URL)
             with admin.begin() as connection:
