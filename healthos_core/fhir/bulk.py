@@ -233,7 +233,10 @@ def run_export(
     ExportJob or None
         The completed job, or ``None`` if it was cancelled.
     """
-    job = read_job(root, job_id)
+    try:
+        job = read_job(root, job_id)
+    except NotFoundError:
+        return None  # cancelled before it started
     folder = root / job_id
     try:
         types, skipped = export_types(job.request, view)
