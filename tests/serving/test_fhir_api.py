@@ -1,7 +1,8 @@
 """FHIR R4 REST at /fhir (issue 10 item 3): read, search, writes, $everything, errors.
 
 Small synthetic resources, written through the API itself (so through the importer);
-every test runs on SQLite and on PostgreSQL (the ``engine`` fixture).
+every test runs on SQLite and on PostgreSQL (``migrated_engine``: one record per module
+and backend).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy import Engine
 from healthos_core.fhir.search import supported_types
 from healthos_core.settings import Settings
 from serving.main import create_app
-from tests.conftest import table_counts
+from tests.conftest import table_counts, truncate_all
 
 TOKENS = {
     "tok-clinician-0001": "clinician",
@@ -53,7 +54,7 @@ def patient(pid: str = "p1", family: str = "Doe") -> dict[str, Any]:
                 "value": f"MRN-{pid}",
                 "type": {"coding": [{"code": "MR"}]},
             },
-            {"system": SSN, "value": "999-12-3456", "type": {"coding": [{"code": "SS"}]}},
+            {"system": SSN, "value": f"999-00-{pid}", "type": {"coding": [{"code": "SS"}]}},
         ],
     }
 
@@ -94,23 +95,34 @@ def transaction(*resources: dict[str, Any], kind: str = "transaction") -> dict[s
     }
 
 
-@pytest.fixture
-def client(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(SETTINGS, engine=engine)) as test_client:
-        yield test_client
+@pytest.fixture(scope="module")
+def record(migrated_engine: Engine) -> Iterator[TestClient]:
+    """p1 with two encounters and five heart-rate observations across 2024.
 
-
-@pytest.fixture
-def record(client: TestClient) -> TestClient:
-    """p1 with two encounters and five heart-rate observations across 2024."""
+    One app and one record per module and backend (an app's start-up and first write
+    cost about a second): tests that write use resources of their own, not p1's.
+    """
+    truncate_all(migrated_engine)
     resources = [patient(), encounter("e1"), encounter("e2", start="2024-06-01T08:00:00Z")]
     resources += [
         observation(f"o{i}", "e1" if i < 3 else "e2", when=f"2024-0{i + 1}-15T10:00:00Z")
         for i in range(5)
     ]
-    response = client.post("/fhir", json=transaction(*resources), headers=ADMIN)
+    with TestClient(create_app(SETTINGS, engine=migrated_engine)) as client:
+        response = client.post("/fhir", json=transaction(*resources), headers=ADMIN)
+        assert response.status_code == 200, response.text
+        yield client
+    truncate_all(migrated_engine)
+
+
+@pytest.fixture
+def writer(record: TestClient) -> TestClient:
+    """The record, with p9 and its encounter e9 for tests that write."""
+    response = record.post(
+        "/fhir", json=transaction(patient("p9"), encounter("e9", "p9")), headers=ADMIN
+    )
     assert response.status_code == 200, response.text
-    return client
+    return record
 
 
 def outcome(response: Any, status: int) -> str:
@@ -122,9 +134,9 @@ def outcome(response: Any, status: int) -> str:
 
 
 def test_metadata_lists_every_type_with_interactions_and_search_parameters(
-    client: TestClient,
+    record: TestClient,
 ) -> None:
-    response = client.get("/fhir/metadata")
+    response = record.get("/fhir/metadata")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(FHIR_JSON)
     statement = CapabilityStatement.model_validate(response.json())
@@ -144,21 +156,27 @@ def test_metadata_lists_every_type_with_interactions_and_search_parameters(
 
 
 def test_read_returns_the_stored_resource_with_version_and_last_updated(
-    record: TestClient,
+    writer: TestClient,
 ) -> None:
+    record = writer
     response = record.get("/fhir/Observation/o1", headers=CLINICIAN)
     assert response.status_code == 200
     body = response.json()
     assert body["valueQuantity"]["value"] == 72
     assert body["encounter"] == {"reference": "Encounter/e1"}
-    version = body["meta"]["versionId"]
-    assert response.headers["etag"] == f'W/"{version}"'
+    assert response.headers["etag"] == f'W/"{body["meta"]["versionId"]}"'
     assert body["meta"]["lastUpdated"].endswith("Z")
     # A write makes a new version.
-    changed = {**observation("o1", "e1", when="2024-02-15T10:00:00Z"), "status": "amended"}
-    put = record.put("/fhir/Observation/o1", json=changed, headers=CLINICIAN)
+    w1 = {
+        **observation("w1", "e9", when="2024-02-15T10:00:00Z"),
+        "subject": {"reference": "Patient/p9"},
+    }
+    assert record.put("/fhir/Observation/w1", json=w1, headers=CLINICIAN).status_code in (200, 201)
+    version = record.get("/fhir/Observation/w1", headers=CLINICIAN).json()["meta"]["versionId"]
+    changed = {**w1, "status": "amended"}
+    put = record.put("/fhir/Observation/w1", json=changed, headers=CLINICIAN)
     assert put.status_code == 200, put.text
-    again = record.get("/fhir/Observation/o1", headers=CLINICIAN).json()
+    again = record.get("/fhir/Observation/w1", headers=CLINICIAN).json()
     assert again["status"] == "amended"
     assert int(again["meta"]["versionId"]) > int(version)
 
@@ -186,10 +204,10 @@ def test_search_pages_with_total_and_next_links(record: TestClient) -> None:
         ("_id=o1,o3", ["o1", "o3"]),
         ("encounter=e2", ["o3", "o4"]),
         ("subject=Patient/p1&date=ge2024-03-01&date=lt2024-05", ["o2", "o3"]),
-        ("date=2024-02", ["o1"]),
-        ("code=http://loinc.org|8867-4&status=final&_count=1&_sort=-date", ["o4"]),
+        ("patient=p1&date=2024-02", ["o1"]),
+        ("patient=p1&code=http://loinc.org|8867-4&status=final&_count=1&_sort=-date", ["o4"]),
         ("code=other-code", []),
-        ("_lastUpdated=gt2000-01-01&_count=2", ["o0", "o1"]),
+        ("patient=p1&_lastUpdated=gt2000-01-01&_count=2", ["o0", "o1"]),
     ],
 )
 def test_observation_search_parameters(record: TestClient, query: str, expected: list[str]) -> None:
@@ -199,18 +217,18 @@ def test_observation_search_parameters(record: TestClient, query: str, expected:
 
 def test_encounter_search_by_class_status_date_and_patient_identifier(record: TestClient) -> None:
     found = record.get(
-        "/fhir/Encounter?class=AMB&status=finished&date=2024-06", headers=CLINICIAN
+        "/fhir/Encounter?patient=p1&class=AMB&status=finished&date=2024-06", headers=CLINICIAN
     ).json()
     assert [e["resource"]["id"] for e in found["entry"]] == ["e2"]
     by_mrn = record.get(f"/fhir/Patient?identifier={MRN}|MRN-p1", headers=CLINICIAN).json()
     assert by_mrn["total"] == 1
     # Minimum necessary: no role can confirm an SSN by searching for it.
-    by_ssn = record.get("/fhir/Patient?identifier=999-12-3456", headers=CLINICIAN).json()
+    by_ssn = record.get("/fhir/Patient?identifier=999-00-p1", headers=CLINICIAN).json()
     assert by_ssn["total"] == 0
 
 
 def test_count_zero_gives_the_total_only(record: TestClient) -> None:
-    page = record.get("/fhir/Observation?_count=0", headers=CLINICIAN).json()
+    page = record.get("/fhir/Observation?patient=p1&_count=0", headers=CLINICIAN).json()
     assert page["total"] == 5
     assert "entry" not in page
 
@@ -263,8 +281,12 @@ def test_errors_are_operation_outcomes(
     outcome(record.get(url, headers=headers), status)
 
 
-def test_create_assigns_an_id_and_answers_201_with_location(record: TestClient) -> None:
-    body = observation("ignored", "e1", when="2024-09-01T00:00:00Z")
+def test_create_assigns_an_id_and_answers_201_with_location(writer: TestClient) -> None:
+    record = writer
+    body = {
+        **observation("ignored", "e9", when="2024-09-01T00:00:00Z"),
+        "subject": {"reference": "Patient/p9"},
+    }
     del body["id"]
     response = record.post("/fhir/Observation", json=body, headers=CLINICIAN)
     assert response.status_code == 201, response.text
@@ -277,15 +299,23 @@ def test_create_assigns_an_id_and_answers_201_with_location(record: TestClient) 
 
 
 def test_put_id_must_match_and_if_match_must_name_the_current_version(
-    record: TestClient,
+    writer: TestClient,
 ) -> None:
-    body = observation("o1", "e1", when="2024-02-15T10:00:00Z")
+    record = writer
+    body = {
+        **observation("w2", "e9", when="2024-02-15T10:00:00Z"),
+        "subject": {"reference": "Patient/p9"},
+    }
     assert "id" in outcome(record.put("/fhir/Observation/o9", json=body, headers=CLINICIAN), 400)
+    assert record.put("/fhir/Observation/w2", json=body, headers=CLINICIAN).status_code in (
+        200,
+        201,
+    )
     stale = {**CLINICIAN, "If-Match": 'W/"1"'}
-    outcome(record.put("/fhir/Observation/o1", json=body, headers=stale), 412)
-    version = record.get("/fhir/Observation/o1", headers=CLINICIAN).json()["meta"]["versionId"]
+    outcome(record.put("/fhir/Observation/w2", json=body, headers=stale), 412)
+    version = record.get("/fhir/Observation/w2", headers=CLINICIAN).json()["meta"]["versionId"]
     fresh = {**CLINICIAN, "If-Match": f'W/"{version}"'}
-    assert record.put("/fhir/Observation/o1", json=body, headers=fresh).status_code == 200
+    assert record.put("/fhir/Observation/w2", json=body, headers=fresh).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -299,14 +329,14 @@ def test_put_id_must_match_and_if_match_must_name_the_current_version(
     ],
 )
 def test_invalid_bodies_are_refused_and_nothing_is_written(
-    record: TestClient, engine: Engine, body: bytes, status: int
+    record: TestClient, migrated_engine: Engine, body: bytes, status: int
 ) -> None:
-    before = table_counts(engine)
+    before = table_counts(migrated_engine)
     response = record.post(
         "/fhir/Observation", content=body, headers={**CLINICIAN, "Content-Type": FHIR_JSON}
     )
     outcome(response, status)
-    assert table_counts(engine) == before
+    assert table_counts(migrated_engine) == before
 
 
 def test_writes_respect_the_role(record: TestClient) -> None:
@@ -314,15 +344,15 @@ def test_writes_respect_the_role(record: TestClient) -> None:
     outcome(record.post("/fhir/Patient", json=patient("p2"), headers=OPERATIONS), 403)
 
 
-def test_a_failing_transaction_writes_nothing(record: TestClient, engine: Engine) -> None:
-    before = table_counts(engine)
+def test_a_failing_transaction_writes_nothing(record: TestClient, migrated_engine: Engine) -> None:
+    before = table_counts(migrated_engine)
     bad = transaction(
         patient("p2"),
         encounter("e9", "p2"),
         observation("o9", "e-missing", when="2024-01-01T00:00:00Z"),
     )
     outcome(record.post("/fhir", json=bad, headers=ADMIN), 422)
-    assert table_counts(engine) == before
+    assert table_counts(migrated_engine) == before
 
 
 def test_a_batch_answers_each_entry(record: TestClient) -> None:
@@ -339,7 +369,8 @@ def test_a_batch_answers_each_entry(record: TestClient) -> None:
     Bundle.model_validate(result)
 
 
-def test_transaction_posts_with_urn_uuid_references(client: TestClient) -> None:
+def test_transaction_posts_with_urn_uuid_references(record: TestClient) -> None:
+    client = record
     pid = "7f1c8a43-2b7e-4c0f-9f41-0b5b8f6d2a11"
     bundle = {
         "resourceType": "Bundle",
@@ -347,7 +378,7 @@ def test_transaction_posts_with_urn_uuid_references(client: TestClient) -> None:
         "entry": [
             {
                 "fullUrl": f"urn:uuid:{pid}",
-                "resource": {k: v for k, v in patient().items() if k != "id"},
+                "resource": {k: v for k, v in patient("urn").items() if k != "id"},
                 "request": {"method": "POST", "url": "Patient"},
             },
             {
