@@ -183,3 +183,23 @@ def test_a_deleted_job_stops_and_leaves_nothing(migrated_engine: Engine, tmp_pat
         )
         is None
     )
+
+
+def test_an_export_of_many_chunks_holds_every_row(
+    client: TestClient, migrated_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("healthos_core.fhir.bulk.YIELD_PER", 1)  # a chunk per row
+    root = jobs_root(tmp_path)
+    job = create_job(root, ExportRequest(level="system", url="x"), owner="me")
+    done = run_export(
+        make_session_factory(migrated_engine), root, job.job_id, bulk_export_view("admin")
+    )
+    assert done is not None and done.state == "complete"
+    assert {o["type"]: o["count"] for o in done.output} == {
+        "Organization": 2,
+        "Patient": 2,
+        "Encounter": 2,
+        "Observation": 1,
+    }
+    lines = (root / job.job_id / "Patient.ndjson").read_text().splitlines()
+    assert sorted(json.loads(line)["id"] for line in lines) == ["p1", "p2"]
