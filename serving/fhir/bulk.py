@@ -26,6 +26,7 @@ from healthos_core.fhir.bulk import (
     cancel_job,
     check_group,
     create_job,
+    export_types,
     job_file,
     jobs_root,
     parse_since,
@@ -106,6 +107,7 @@ def _kick_off(
         types=types.split(",") if types is not None else None,
         since=since,
     )
+    export_types(export, view)  # 400 for an empty _type, before the job starts
     root = _root(request)
     job = create_job(root, export, owner=user.subject)
     worker = threading.Thread(

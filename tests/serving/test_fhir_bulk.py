@@ -149,6 +149,7 @@ def test_group_export_is_one_facility(client: TestClient) -> None:
         ("/fhir/$export", {}, 401),
         ("/fhir/$export?_outputFormat=text/csv", ADMIN, 400),
         ("/fhir/$export?_since=yesterday", ADMIN, 400),
+        ("/fhir/$export?_type=,", ADMIN, 400),
         ("/fhir/Group/nowhere/$export", ADMIN, 404),
         ("/fhir/bulk/0123abcd", ADMIN, 404),
         ("/fhir/bulk/not..a..job", ADMIN, 404),
