@@ -60,6 +60,10 @@ ParamKind = Literal["token", "reference", "date", "string"]
 #: Page size when ``_count`` is not given, and the largest page served.
 DEFAULT_COUNT: Final = 50
 MAX_COUNT: Final = 1000
+#: Most values one parameter may list (OR), and most parameters one search may have (AND):
+#: a search is a page of a list, not a bulk query (that is ``$export``).
+MAX_ALTERNATIVES: Final = 100
+MAX_PARAMETERS: Final = 30
 #: FHIR ``id``: 1–64 of ``[A-Za-z0-9-.]`` (R4 §2.24.0.1, datatype ``id``).
 ID_PATTERN: Final = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
@@ -510,6 +514,8 @@ def _condition(
     view: FhirView,
     resource_type: str,
 ) -> ColumnElement[bool]:
+    if len(values) > MAX_ALTERNATIVES:
+        raise _bad(f"{name}: at most {MAX_ALTERNATIVES} comma-separated values")
     options: list[ColumnElement[bool]] = []
     for value in values:
         if not value:
@@ -562,6 +568,9 @@ def parse_search(
     table = table_of(resource_type)
     known = params_of(resource_type)
     query = SearchQuery(resource_type)
+    items = list(items)
+    if len(items) > MAX_PARAMETERS:
+        raise _bad(f"a search takes at most {MAX_PARAMETERS} parameters")
     for name, value in items:
         if "\x00" in name or "\x00" in value:
             raise _bad("a NUL character (%00) cannot be in a search")

@@ -273,6 +273,8 @@ def test_no_role_sees_the_ssn_and_operations_sees_no_demographics(record: TestCl
         (CLINICIAN, "/fhir/Observation?_sort=patient", 400),
         (CLINICIAN, "/fhir/Observation?code:text=x", 400),
         (CLINICIAN, "/fhir/Observation?status=%00", 400),
+        (CLINICIAN, "/fhir/Observation?_id=" + ",".join(f"o{i}" for i in range(2000)), 400),
+        (CLINICIAN, "/fhir/Observation?" + "&".join(["status=final"] * 200), 400),
     ],
 )
 def test_errors_are_operation_outcomes(
