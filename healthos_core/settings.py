@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     max_remittance_body_bytes : int, default=52428800 (50 MiB)
         The same limit for ``POST /api/v1/remittances``, whose payer files (Bundles or
         NDJSON of ClaimResponses) are larger; send bigger batches in several requests.
+    max_fhir_bundle_bytes : int, default=52428800 (50 MiB)
+        The same limit for ``POST /fhir`` (transaction and batch Bundles: a Synthea
+        patient's record is up to about 4 MB).
     max_json_depth : int, default=64
         Deepest nesting of arrays and objects a JSON body may have (FHIR resources nest
         about ten levels); a deeper body is refused with 422 before it is parsed.
@@ -115,6 +118,7 @@ class Settings(BaseSettings):
     leakage_underpayment_tolerance: Decimal = Field(default=Decimal("0.01"), ge=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=0)
     max_remittance_body_bytes: int = Field(default=50 * 1024 * 1024, ge=0)
+    max_fhir_bundle_bytes: int = Field(default=50 * 1024 * 1024, ge=0)
     max_json_depth: int = Field(default=64, ge=1)
     sync_token: SecretStr | None = None
 

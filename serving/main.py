@@ -51,6 +51,7 @@ from healthos_core.errors import (
 from healthos_core.settings import Settings, get_settings
 from healthos_core.wiring import wired
 from serving.deps import get_current_user, known_query_parameters
+from serving.fhir import router as fhir_router
 from serving.limits import BodyLimit, RequestGuard
 from serving.page_cache import PageCache
 from serving.problems import PROBLEM_MEDIA_TYPE, ProblemResponse, http_problem, problem_response
@@ -62,6 +63,7 @@ from serving.schemas.common import ProblemDetails
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+FHIR_PREFIX = "/fhir"
 
 #: Status of each domain error class; the first match in this order wins.
 ERROR_STATUS: tuple[tuple[type[HealthOSError], int], ...] = (
@@ -271,7 +273,9 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
         The same document.
     """
     problem = {"$ref": "#/components/schemas/ProblemDetails"}
-    for operations in schema.get("paths", {}).values():
+    for path, operations in schema.get("paths", {}).items():
+        if path == FHIR_PREFIX or path.startswith(FHIR_PREFIX + "/"):
+            continue  # FHIR routes document their OperationOutcomes themselves
         for method, operation in operations.items():
             responses: dict[str, Any] = operation.setdefault("responses", {})
             if "requestBody" in operation and "413" not in responses:
@@ -395,7 +399,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         RequestGuard,
         settings=settings,
         api_prefix=API_PREFIX,
-        route_limits={f"{API_PREFIX}/remittances": remittances},
+        route_limits={
+            f"{API_PREFIX}/remittances": remittances,
+            FHIR_PREFIX: BodyLimit(
+                settings.max_fhir_bundle_bytes, "HEALTHOS_MAX_FHIR_BUNDLE_BYTES"
+            ),
+        },
     )
     app.add_middleware(UnexpectedErrorMiddleware)  # added last: the outermost
 
@@ -408,4 +417,5 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.include_router(
             router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES, dependencies=api_dependencies
         )
+    app.include_router(fhir_router)  # at /fhir; errors as OperationOutcome (serving.fhir)
     return app

@@ -408,6 +408,14 @@ def api_operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, A
             yield path, method, operation
 
 
+def _error_media_type(path: str, status: str) -> str:
+    """Problem details everywhere; OperationOutcomes on FHIR routes (SPEC §7), where only
+    the request guard's 413 is problem details."""
+    if path.startswith("/fhir") and status != "413":
+        return "application/fhir+json"
+    return PROBLEM
+
+
 def test_every_error_response_is_documented_as_problem_json(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
 
@@ -415,7 +423,8 @@ def test_every_error_response_is_documented_as_problem_json(client: TestClient) 
         (method, path, status, sorted(response.get("content", {})))
         for path, method, operation in api_operations(spec)
         for status, response in operation["responses"].items()
-        if int(status) >= 400 and set(response.get("content", {})) != {PROBLEM}
+        if int(status) >= 400
+        and set(response.get("content", {})) != {_error_media_type(path, status)}
     ]
     assert wrong == []
 
