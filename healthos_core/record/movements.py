@@ -53,7 +53,7 @@ def location_history(encounter: Encounter) -> list[dict[str, Any]]:
     """
     stored = (encounter.resource or {}).get("location")
     if isinstance(stored, list) and stored:
-        return copy.deepcopy(stored)
+        return [copy.deepcopy(e) for e in stored if isinstance(e, dict)]
     if encounter.location_id is None:
         return []
     entry: dict[str, Any] = {
@@ -113,7 +113,8 @@ def transfer(session: Session, encounter_id: str, location_id: str, at: dt.datet
             f"Encounter/{encounter_id} is already at Location/{location_id}: nothing to transfer"
         )
     history = location_history(encounter)
-    starts = [_parse_time((e.get("period") or {}).get("start")) for e in history]
+    periods = [e.get("period") for e in history]
+    starts = [_parse_time(p.get("start")) for p in periods if isinstance(p, dict)]
     if encounter.period_start is not None:
         starts.append(_as_utc(encounter.period_start))
     latest = max((s for s in starts if s is not None), default=None)
@@ -127,7 +128,8 @@ def transfer(session: Session, encounter_id: str, location_id: str, at: dt.datet
     for entry in history:
         if entry.get("status") in (None, "active", "planned", "reserved"):
             entry["status"] = "completed"
-            entry["period"] = {**(entry.get("period") or {}), "end": when}
+            period = entry.get("period")
+            entry["period"] = {**(period if isinstance(period, dict) else {}), "end": when}
     history.append(
         {
             "location": {"reference": f"Location/{location_id}"},

@@ -14,7 +14,14 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from healthos_core import terminology as t
 from healthos_core.billing.entities import ChargeItem
@@ -37,6 +44,38 @@ System = Annotated[Text, Field(min_length=1, max_length=128)]
 Name = Annotated[Text, Field(min_length=1, max_length=128)]
 Gender = Literal["male", "female", "other", "unknown"]
 ACVPULevel = Literal["A", "C", "V", "P", "U"]
+
+#: How far ahead of the server's clock a clinical time may be (clock skew between devices).
+CLOCK_SKEW = dt.timedelta(hours=1)
+#: The earliest clinical time accepted.
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+
+
+def clinical_time(value: dt.datetime) -> dt.datetime:
+    """Return an aware time as UTC, refusing times before 1900 or ahead of the clock.
+
+    A measurement, a procedure or a move is recorded when it has happened: a time more
+    than :data:`CLOCK_SKEW` ahead of the server's clock is a typing slip (or a wrong zone),
+    and a year such as 0001 cannot even be turned into UTC.
+
+    Raises
+    ------
+    ValueError
+        Out of range (a 422 naming the field).
+    """
+    try:
+        utc = value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("the time is out of range: give a time after 1900") from None
+    if utc < EARLIEST:
+        raise ValueError("the time is before 1900")
+    if utc > dt.datetime.now(dt.UTC) + CLOCK_SKEW:
+        raise ValueError("the time is in the future: record what has happened")
+    return utc
+
+
+#: An aware ISO 8601 time of something that has happened (see :func:`clinical_time`).
+ClinicalTime = Annotated[IsoDateTime, AfterValidator(clinical_time)]
 
 
 def _vital(name: str, description: str, example: float) -> Any:
@@ -124,7 +163,7 @@ class EncounterCreate(_Body):
 
     patient_id: FhirId
     class_code: EncounterClass = Field(description="v3 ActCode: AMB, EMER, IMP …")
-    start: IsoDateTime
+    start: ClinicalTime
     facility_id: FhirId | None = Field(default=None, description="Default the patient's")
     location_id: FhirId | None = Field(default=None, description="Ward or bed (a Location)")
     type_code: Code | None = Field(default=None, description="SNOMED CT encounter type")
@@ -158,7 +197,7 @@ class VitalSignsCreate(_Body):
         },
     )
 
-    effective_at: IsoDateTime
+    effective_at: ClinicalTime
     respiratory_rate: float | None = _vital("respiratory_rate", "Respiratory rate", 18)
     spo2: float | None = _vital("spo2", "Oxygen saturation (pulse oximetry)", 97)
     oxygen_flow_rate: float | None = _vital(
@@ -187,8 +226,8 @@ class ProcedureCreate(_Body):
     code_system: System = Field(default=t.SNOMED, examples=[t.SNOMED])
     code: Code = Field(examples=["73761001"])
     display: Display | None = Field(default=None, examples=["Colonoscopy"])
-    performed_at: IsoDateTime
-    performed_end: IsoDateTime | None = None
+    performed_at: ClinicalTime
+    performed_end: ClinicalTime | None = None
 
 
 class MedicationAdministrationCreate(_Body):
@@ -197,8 +236,8 @@ class MedicationAdministrationCreate(_Body):
     code_system: System = Field(default=t.RXNORM, examples=[t.RXNORM])
     code: Code = Field(examples=["310965"])
     display: Display | None = Field(default=None, examples=["Ibuprofen 200 MG Oral Tablet"])
-    effective_at: IsoDateTime
-    effective_end: IsoDateTime | None = None
+    effective_at: ClinicalTime
+    effective_end: ClinicalTime | None = None
     dose_value: float | None = Field(
         default=None, gt=0, le=1_000_000, allow_inf_nan=False, examples=[200]
     )
@@ -218,13 +257,13 @@ class TransferCreate(_Body):
     """A move of the patient to another ward or bed at ``at``."""
 
     location_id: FhirId = Field(examples=["bed-icu-2"])
-    at: IsoDateTime
+    at: ClinicalTime
 
 
 class DischargeCreate(_Body):
     """The end of the encounter; ``disposition`` is a FHIR discharge-disposition code."""
 
-    end: IsoDateTime
+    end: ClinicalTime
     disposition: Annotated[Text, Field(min_length=1, max_length=32)] | None = Field(
         default=None, examples=["home"]
     )

@@ -503,6 +503,18 @@ def test_non_finite_and_huge_numbers_are_422_naming_the_field(
 
 BAD_BODIES = [
     (
+        "{enc}/transfer",
+        {"location_id": "bed-icu1", "at": "0001-01-01T00:00:00+01:00"},
+        ["body", "at"],
+    ),
+    ("{enc}/transfer", {"location_id": "bed-icu1", "at": "1899-12-31T00:00:00Z"}, ["body", "at"]),
+    ("{enc}/discharge", {"end": "2999-01-01T00:00:00Z"}, ["body", "end"]),
+    (
+        "/encounters",
+        {"patient_id": "p", "class_code": "IMP", "start": "9999-12-31T23:59:59-01:00"},
+        ["body", "start"],
+    ),
+    (
         "/patients",
         {"given": " ", "family": "B", "gender": "male", "birth_date": "1990-01-01"},
         ["body", "given"],
