@@ -84,6 +84,7 @@ def _vital(name: str, description: str, example: float) -> Any:
         default=None,
         ge=low,
         le=high,
+        strict=True,  # a JSON number only: "97" is not one (schemathesis negative data)
         allow_inf_nan=False,
         description=f"{description}, {VITAL_UNITS[name]} ({low:g}-{high:g})",
         examples=[example],
@@ -239,7 +240,7 @@ class MedicationAdministrationCreate(_Body):
     effective_at: ClinicalTime
     effective_end: ClinicalTime | None = None
     dose_value: float | None = Field(
-        default=None, gt=0, le=1_000_000, allow_inf_nan=False, examples=[200]
+        default=None, gt=0, le=1_000_000, strict=True, allow_inf_nan=False, examples=[200]
     )
     dose_unit: Annotated[Text, Field(min_length=1, max_length=32)] | None = Field(
         default=None, examples=["mg"]

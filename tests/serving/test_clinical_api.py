@@ -455,6 +455,8 @@ BAD_VITALS = [
     ({**DETERIORATING, "temperature": 98.6}, ["body", "temperature"]),
     ({**DETERIORATING, "heart_rate": -1}, ["body", "heart_rate"]),
     ({**DETERIORATING, "respiratory_rate": "fast"}, ["body", "respiratory_rate"]),
+    ({**DETERIORATING, "spo2": "97"}, ["body", "spo2"]),
+    ({**DETERIORATING, "heart_rate": True}, ["body", "heart_rate"]),
     ({**DETERIORATING, "consciousness": "X"}, ["body", "consciousness"]),
     ({**DETERIORATING, "pulse": 80}, ["body", "pulse"]),
     ({"effective_at": "2026-03-02T10:00:00Z"}, ["body"]),
@@ -567,6 +569,17 @@ BAD_BODIES = [
         ["body", "dose_value"],
     ),
     ("{enc}/transfer", {"location_id": "bed-icu1"}, ["body", "at"]),
+    (
+        "{enc}/medication-administrations",
+        {
+            "code": "1",
+            "effective_at": "2026-03-02T12:00:00Z",
+            "dose_value": "200",
+            "dose_unit": "mg",
+        },
+        ["body", "dose_value"],
+    ),
+    ("{enc}/procedures", {"code": 42, "performed_at": "2026-03-02T11:00:00Z"}, ["body", "code"]),
     ("{enc}/discharge", {"end": "2026-03-05T10:00:00", "disposition": "home"}, ["body", "end"]),
     (
         "{enc}/discharge",
