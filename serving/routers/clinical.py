@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from healthos_core.access import RecordView, RecordWrite, check_record_write, record_view
 from healthos_core.billing.entities import ChargeItem
+from healthos_core.record.entities import Encounter
 from healthos_core.record.movements import location_history, transfer
 from healthos_core.record.service import (
     admit,
@@ -164,7 +165,7 @@ def create_patient(
 
 
 def _encounter_answer(
-    session: Session, encounter: Any, view: RecordView, posted: list[ChargeItem]
+    session: Session, encounter: Encounter, view: RecordView, posted: list[ChargeItem]
 ) -> EncounterWritePublic:
     return EncounterWritePublic(
         encounter=EncounterPublic.from_entity(encounter, view),
