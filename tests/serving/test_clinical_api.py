@@ -713,3 +713,68 @@ def test_a_write_whose_charge_capture_fails_leaves_neither_fact_nor_charge(
     )
     assert_problem(response, 400)
     assert table_counts(engine) == before
+
+
+# --- the contract ---------------------------------------------------------------------
+
+WRITES = {
+    "/api/v1/patients": "201",
+    "/api/v1/encounters": "201",
+    "/api/v1/encounters/{encounter_id}/observations": "201",
+    "/api/v1/encounters/{encounter_id}/procedures": "201",
+    "/api/v1/encounters/{encounter_id}/medication-administrations": "201",
+    "/api/v1/encounters/{encounter_id}/transfer": "200",
+    "/api/v1/encounters/{encounter_id}/discharge": "200",
+}
+
+
+@pytest.mark.parametrize(("path", "success"), sorted(WRITES.items()))
+def test_the_openapi_document_lists_every_answer_of_each_write(path: str, success: str) -> None:
+    operation = create_app(SETTINGS).openapi()["paths"][path]["post"]
+    responses = operation["responses"]
+    assert set(responses) >= {success, "400", "401", "403", "404", "409", "413", "422", "503"}
+    assert "application/json" in responses[success]["content"]
+    for status in ("403", "404", "409", "422"):
+        assert list(responses[status]["content"]) == [PROBLEM]
+    assert operation["requestBody"]["required"] is True
+
+
+def test_the_documented_examples_are_valid_bodies() -> None:
+    from serving.schemas.clinical import EncounterCreate, PatientCreate, VitalSignsCreate
+
+    for schema in (PatientCreate, EncounterCreate, VitalSignsCreate):
+        for example in schema.model_json_schema()["examples"]:
+            schema.model_validate(example)
+
+
+def test_a_stay_from_registration_to_discharge_reads_back_through_the_api(
+    client: TestClient, engine: Engine
+) -> None:
+    patient = register(client)
+    encounter_id = admit(client, patient["id"])["encounter"]["id"]
+    url = f"{API}/encounters/{encounter_id}"
+    vitals = client.post(f"{url}/observations", json=DETERIORATING, headers=auth("nurse"))
+    procedure = client.post(
+        f"{url}/procedures",
+        json={"code": COLONOSCOPY, "performed_at": "2026-03-02T11:00:00Z"},
+        headers=auth("clinician"),
+    )
+    moved = client.post(
+        f"{url}/transfer",
+        json={"location_id": "bed-icu1", "at": "2026-03-02T12:00:00Z"},
+        headers=auth("operations"),
+    )
+    finished = client.post(
+        f"{url}/discharge", json={"end": "2026-03-04T12:00:00Z"}, headers=auth("operations")
+    )
+    assert [r.status_code for r in (vitals, procedure, moved, finished)] == [201, 201, 200, 200]
+    read = client.get(url, headers=auth("nurse")).json()
+    assert read["status"] == "finished"
+    assert read["location_id"] == "bed-icu1"
+    assert sorted(o["id"] for o in read["observations"]) == sorted(
+        o["id"] for o in vitals.json()["observations"]
+    )
+    assert client.get(url, headers=auth("operations")).json()["observations"] is None
+    counts = table_counts(engine)
+    assert counts["charge_item"] == 2  # the admission fee and the colonoscopy
+    assert counts["observation"] == 7
