@@ -1,6 +1,6 @@
 """Who may see and do what: the one role policy of HealthOS (``docs/access.md``).
 
-Two policies live here, each defined once and used by the library, the API and the CLI:
+Three policies live here, each defined once and used by the library, the API and the CLI:
 
 * **Suggestions**: the audiences whose suggestions each role may read
   (:data:`ROLE_READ_AUDIENCES`) and act on (:data:`ROLE_ACT_AUDIENCES`). Acting is a
@@ -11,6 +11,8 @@ Two policies live here, each defined once and used by the library, the API and t
   information to the minimum necessary for the purpose (45 CFR 164.502(b)) and, for a
   covered entity's own workforce, a policy naming for each class of person the categories
   of information they need (45 CFR 164.514(d)(2)); this table is that policy.
+
+* **Record writes**: which roles may write which clinical facts (:data:`RECORD_WRITERS`).
 
 Patient identifiers are grouped into :class:`IdentifierCategory` by their HL7 v2-0203
 type code (``MR``, ``MB``, ``SS`` …) and by their system URI; an identifier the policy
@@ -32,11 +34,14 @@ from healthos_core.record.entities import PatientIdentifier
 __all__ = [
     "AUDIENCES",
     "RECORD_VIEWS",
+    "RECORD_WRITERS",
     "ROLE_ACT_AUDIENCES",
     "ROLE_READ_AUDIENCES",
     "IdentifierCategory",
     "RecordView",
+    "RecordWrite",
     "actionable_audiences",
+    "check_record_write",
     "identifier_category",
     "readable_audiences",
     "record_view",
@@ -337,3 +342,71 @@ def record_view(role: str, *, what: str = "patients or encounters") -> RecordVie
             f"the {role} role may not read {what}; allowed roles: {allowed}"
         )
     return view
+
+
+# --------------------------------------------------------------------------------------
+# Record writes: who may write which clinical facts.
+# --------------------------------------------------------------------------------------
+
+
+class RecordWrite(enum.StrEnum):
+    """A kind of write to the patient record."""
+
+    REGISTER = "register a patient"
+    ADMIT = "admit"
+    TRANSFER = "transfer"
+    DISCHARGE = "discharge"
+    OBSERVATION = "record observations"
+    PROCEDURE = "record a procedure"
+    MEDICATION_ADMINISTRATION = "record a medication administration"
+
+
+#: Care: the professionals who observe, treat and give medication.
+_CARE_WRITERS: Final = frozenset({"clinician", "nurse"})
+#: Patient movement (ADT): care, plus the admissions desk and bed management (operations).
+_MOVEMENT_WRITERS: Final = _CARE_WRITERS | {"operations"}
+#: Write → the roles that may do it. Clinical facts (vital signs, procedures, doses given)
+#: are written only by those who observed or did them; registering, admitting,
+#: transferring and discharging are also the admissions desk's work. ``admin`` runs the
+#: system and writes no clinical fact; finance, leadership, data scientists and patients
+#: write none either (``docs/access.md``).
+RECORD_WRITERS: Final[dict[RecordWrite, frozenset[str]]] = {
+    RecordWrite.REGISTER: _MOVEMENT_WRITERS,
+    RecordWrite.ADMIT: _MOVEMENT_WRITERS,
+    RecordWrite.TRANSFER: _MOVEMENT_WRITERS,
+    RecordWrite.DISCHARGE: _MOVEMENT_WRITERS,
+    RecordWrite.OBSERVATION: _CARE_WRITERS,
+    RecordWrite.PROCEDURE: _CARE_WRITERS,
+    RecordWrite.MEDICATION_ADMINISTRATION: _CARE_WRITERS,
+}
+
+
+def check_record_write(role: str, write: RecordWrite) -> None:
+    """Refuse ``role`` a write to the record that :data:`RECORD_WRITERS` does not allow.
+
+    Parameters
+    ----------
+    role : str
+        The caller's role.
+    write : RecordWrite
+        What the caller wants to write.
+
+    Raises
+    ------
+    PermissionDeniedError
+        If ``role`` may not do ``write``; the message names the roles that may.
+
+    Examples
+    --------
+    >>> check_record_write("nurse", RecordWrite.OBSERVATION)
+    >>> check_record_write("finance", RecordWrite.ADMIT)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    healthos_core.errors.PermissionDeniedError: the finance role may not admit; ...
+    """
+    allowed = RECORD_WRITERS[write]
+    if role not in allowed:
+        names = ", ".join(sorted(allowed))
+        raise PermissionDeniedError(
+            f"the {role} role may not {write.value}; allowed roles: {names}"
+        )

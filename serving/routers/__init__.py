@@ -6,6 +6,7 @@ from serving.routers import (
     authorizations,
     billing,
     claims,
+    clinical,
     coverage,
     encounters,
     health,
@@ -19,6 +20,7 @@ from serving.routers import (
 api_router = APIRouter()
 api_router.include_router(patients.router)
 api_router.include_router(encounters.router)
+api_router.include_router(clinical.router)
 api_router.include_router(suggestions.router)
 api_router.include_router(coverage.router)
 api_router.include_router(authorizations.router)
@@ -33,6 +35,7 @@ __all__ = [
     "authorizations",
     "billing",
     "claims",
+    "clinical",
     "coverage",
     "encounters",
     "health",

@@ -129,6 +129,16 @@ NUL_BODIES = [
     ("finance", "/patients/pat-1/payments", {"amount": "10.00", "description": "cash\x00"}),
     ("clinician", "/suggestions/s-1/dismiss", {"reason": "done\x00"}),
     ("finance", "/finance/worklist/s-1/actions", {"outcome": "fixed", "note": "n\x00"}),
+    (
+        "clinician",
+        "/patients",
+        {"given": "A\x00", "family": "B", "gender": "male", "birth_date": "1990-01-01"},
+    ),
+    (
+        "clinician",
+        "/encounters/enc-1/procedures",
+        {"code": "x\x00", "performed_at": "2026-03-02T11:00:00Z"},
+    ),
 ]
 
 
