@@ -29,6 +29,7 @@ from healthos_core.errors import (
     NotFoundError,
     PricingError,
 )
+from healthos_core.outbox import OutboxEvent
 from healthos_core.record.entities import (
     AllergyIntolerance,
     Condition,
@@ -79,6 +80,7 @@ __all__ = [
     "NotFoundError",
     "Observation",
     "Organization",
+    "OutboxEvent",
     "Patient",
     "PatientIdentifier",
     "Practitioner",
