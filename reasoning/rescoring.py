@@ -55,6 +55,7 @@ from reasoning.clinical.news2_scorer import VITAL_CODES, News2Scorer
 from reasoning.clinical.sirs_scorer import MEASUREMENTS, SirsScorer
 from reasoning.features.deterioration import VARIABLES
 from reasoning.finance.denial_scorer import DenialRiskScorer
+from reasoning.suggestion import Suggestion
 
 __all__ = [
     "CLAIM_CHANGED",
@@ -167,6 +168,16 @@ class _Claimed:
     entity_ref: str
     subject: str | None
     code: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Result:
+    """What one scorer found for one subject, and the event that caused the rescore."""
+
+    subject: str
+    kind: str
+    found: list[Suggestion]
+    cause: str
 
 
 @dataclass(kw_only=True)
@@ -305,7 +316,7 @@ class RescoringConsumer:
             logger.warning(
                 "rescoring batch of %d failed (%s); retrying each event", len(events), type(exc)
             )
-            report.subjects = report.stored = report.resolved = 0
+            report.subjects = report.stored = report.resolved = report.done = 0
             for event in events:
                 try:
                     self._handle([event], report)
@@ -322,7 +333,14 @@ class RescoringConsumer:
         return report
 
     def _handle(self, events: Sequence[_Claimed], report: BatchReport) -> None:
-        """Rescore the subjects of ``events`` and mark them done, in one transaction."""
+        """Rescore the subjects of ``events``, store the results and mark them done.
+
+        On PostgreSQL one transaction does it all, each subject locked while it is read
+        and written. On SQLite, whose one writer blocks every other writer, the scorers
+        read in a read transaction (a consistent snapshot; WAL readers take no lock) and
+        only the results are written, in a short writer transaction: an API write never
+        waits for a model to run.
+        """
         plan: dict[str, tuple[set[str], _Claimed]] = {}
         for event in events:
             kinds = kinds_for(event.event_type, event.code)
@@ -331,37 +349,59 @@ class RescoringConsumer:
             wanted, _ = plan.setdefault(event.subject, (set(), event))
             wanted.update(kinds)
             plan[event.subject] = (wanted, event)  # the latest event names the cause
-        scorers = self._scorers()
-        with self._writer.begin() as session:
-            changed = False
-            stored = resolved = 0
-            for subject in sorted(plan):
-                wanted_kinds, last = plan[subject]
-                _lock_subject(session, subject)
-                cause = f"{last.event_type} {last.entity_ref} (outbox event {last.id})"
-                for kind in sorted(wanted_kinds):
-                    scorer = scorers.get(kind)
-                    if scorer is None:
-                        continue
-                    found = scorer.score_subjects(session, [subject])
-                    result = apply_rescore(
-                        session,
-                        subject=subject,
-                        kind=kind,
-                        suggestions=[s for s in found if s.subject == subject],
-                        cause=cause,
-                        bump_revision=False,
-                    )
-                    stored += len(result.stored)
-                    resolved += len(result.resolved)
-                    changed = changed or result.changed
-            done = mark_done(session, [event.id for event in events])
-            if changed:
-                bump_suggestion_revision(session)  # last: see suggestion_revision
+        ids = [event.id for event in events]
+        if self.engine.dialect.name == "postgresql":
+            with self._writer.begin() as session:
+                results = self._score(session, plan, lock=True)
+                self._store(session, results, ids, report)
+        else:
+            with self._reader() as session:
+                results = self._score(session, plan, lock=False)
+            with self._writer.begin() as session:
+                self._store(session, results, ids, report)
         report.subjects += len(plan)
-        report.stored += stored
-        report.resolved += resolved
-        report.done += done
+
+    def _score(
+        self, session: Session, plan: dict[str, tuple[set[str], _Claimed]], *, lock: bool
+    ) -> list[_Result]:
+        """Run the planned scorers, each for its one subject; return what they found."""
+        scorers = self._scorers()
+        results: list[_Result] = []
+        for subject in sorted(plan):
+            wanted_kinds, last = plan[subject]
+            if lock:
+                _lock_subject(session, subject)
+            cause = f"{last.event_type} {last.entity_ref} (outbox event {last.id})"
+            for kind in sorted(wanted_kinds):
+                scorer = scorers.get(kind)
+                if scorer is None:
+                    continue
+                found = [
+                    s for s in scorer.score_subjects(session, [subject]) if s.subject == subject
+                ]
+                results.append(_Result(subject=subject, kind=kind, found=found, cause=cause))
+        return results
+
+    def _store(
+        self, session: Session, results: list[_Result], ids: list[int], report: BatchReport
+    ) -> None:
+        """Apply the results (refresh, insert, resolve) and mark the events done."""
+        changed = False
+        for result in results:
+            applied = apply_rescore(
+                session,
+                subject=result.subject,
+                kind=result.kind,
+                suggestions=result.found,
+                cause=result.cause,
+                bump_revision=False,
+            )
+            report.stored += len(applied.stored)
+            report.resolved += len(applied.resolved)
+            changed = changed or applied.changed
+        report.done += mark_done(session, ids)
+        if changed:
+            bump_suggestion_revision(session)  # last: see suggestion_revision
 
     def run(
         self,

@@ -975,7 +975,9 @@ def worker(
     stop = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:
-        err.print(f"worker: {signal.Signals(signum).name}, stopping after this batch")
+        err.print(
+            f"worker: {signal.Signals(signum).name}, stopping after this batch", soft_wrap=True
+        )
         stop.set()
 
     signal.signal(signal.SIGTERM, _stop)
@@ -983,12 +985,13 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     def _log(report: BatchReport) -> None:
-        err.print(report.line(), highlight=False)
+        err.print(report.line(), highlight=False, soft_wrap=True)
 
     err.print(
         f"worker: consuming the outbox of {_safe_url(engine.url.render_as_string())} "
         f"(batch {consumer.batch}, lease {consumer.lease.total_seconds():g} s)",
         highlight=False,
+        soft_wrap=True,
     )
     try:
         consumer.run(stop, poll=poll or settings.rescore_poll_seconds, on_batch=_log)
