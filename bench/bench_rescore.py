@@ -24,7 +24,7 @@ The reader polls every 2 ms. Also reported: the database-side time from each eve
 
 Prints one JSON document (p50/p95/p99/max in ms, PASS/FAIL against p99 < 1 s, the machine)::
 
-    python -m bench.bench_rescore [--sets 1000] [--rate 20] [--encounters 50]
+    python -m bench.bench_rescore [--sets 1000] [--rate 10] [--encounters 50]
                                   [--via library|api] [--db URL]
 """
 
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run, print JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--sets", type=int, default=1000)
-    parser.add_argument("--rate", type=float, default=20.0, help="vital-sign sets per second")
+    parser.add_argument("--rate", type=float, default=10.0, help="vital-sign sets per second")
     parser.add_argument("--encounters", type=int, default=50)
     parser.add_argument("--via", choices=("library", "api"), default="library")
     parser.add_argument("--poll", type=float, default=0.1, help="consumer poll, seconds")

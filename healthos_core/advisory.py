@@ -497,7 +497,8 @@ class RescoreResult:
     resolved : tuple of str
         Ids of the suggestions it set to ``resolved``.
     changed : bool
-        Whether any stored suggestion was added or changed.
+        Whether the call added or changed any stored suggestion (for
+        :func:`apply_rescores`: any of its items).
     """
 
     stored: tuple[str, ...] = ()
@@ -565,64 +566,144 @@ def apply_rescore(
         If a suggestion is about another subject or kind, or is invalid (as for
         :func:`save_suggestions`). Nothing is written.
     """
-    validated: list[tuple[str, dict[str, Any], dt.datetime]] = []
-    for suggestion in suggestions:
-        if suggestion.subject != subject or suggestion.kind != kind:
-            raise InvalidInputError(
-                f"suggestion {suggestion.id} is about {suggestion.subject} ({suggestion.kind}), "
-                f"not {subject} ({kind})"
-            )
-        validated.append((suggestion.id, _suggestion_values(suggestion), suggestion.created_at))
-    active = list(
-        session.scalars(
+    return apply_rescores(
+        session,
+        [RescoreInput(subject=subject, kind=kind, suggestions=suggestions, cause=cause)],
+        at=at,
+        bump_revision=bump_revision,
+    )[0]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RescoreInput:
+    """One subject and kind rescored: what the scorer found and why it ran (see below)."""
+
+    subject: str
+    kind: str
+    suggestions: Sequence[SuggestionLike]
+    cause: str
+
+
+def apply_rescores(
+    session: Session,
+    items: Sequence[RescoreInput],
+    *,
+    at: dt.datetime | None = None,
+    bump_revision: bool = True,
+) -> list[RescoreResult]:
+    """:func:`apply_rescore` for many subjects and kinds at once, in a few statements.
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        The consumer's transaction (flushed, not committed).
+    items : sequence of RescoreInput
+        One per (subject, kind) rescored; each pair at most once.
+    at : datetime, optional
+        Aware time of resolutions (default now, UTC).
+    bump_revision : bool, default=True
+        As for :func:`apply_rescore` (once, last, if anything changed).
+
+    Returns
+    -------
+    list of RescoreResult
+        One per item, in order.
+
+    Raises
+    ------
+    InvalidInputError
+        As :func:`apply_rescore`, or if a (subject, kind) pair occurs twice. Nothing is
+        written.
+    """
+    checked: list[list[tuple[str, dict[str, Any], dt.datetime]]] = []
+    pairs: set[tuple[str, str]] = set()
+    for item in items:
+        if (item.subject, item.kind) in pairs:
+            raise InvalidInputError(f"{item.subject} ({item.kind}) is rescored twice")
+        pairs.add((item.subject, item.kind))
+        validated = []
+        for suggestion in item.suggestions:
+            if suggestion.subject != item.subject or suggestion.kind != item.kind:
+                raise InvalidInputError(
+                    f"suggestion {suggestion.id} is about {suggestion.subject} "
+                    f"({suggestion.kind}), not {item.subject} ({item.kind})"
+                )
+            values = _suggestion_values(suggestion)
+            validated.append((suggestion.id, values, suggestion.created_at))
+        checked.append(validated)
+    active: dict[tuple[str, str], list[SuggestionRecord]] = {}
+    subjects = sorted({item.subject for item in items})
+    for begin in range(0, len(subjects), _IN_CHUNK):
+        rows = session.scalars(
             select(SuggestionRecord)
             .where(
-                SuggestionRecord.subject == subject,
-                SuggestionRecord.kind == kind,
+                SuggestionRecord.subject.in_(subjects[begin : begin + _IN_CHUNK]),
                 SuggestionRecord.status.in_(ACTIVE_STATUSES),
             )
             .order_by(SuggestionRecord.created_at.desc(), SuggestionRecord.id)
         )
-    )
+        for row in rows:
+            active.setdefault((row.subject, row.kind), []).append(row)
     pending: dict[str, tuple[dict[str, Any], dt.datetime]] = {}
-    to_resolve: list[tuple[SuggestionRecord, str]] = []
-    if validated:
-        first_id, first_values, first_created = validated[0]
-        ids_now = {sid for sid, _, _ in validated}
-        keep = next((r for r in active if r.id in ids_now), active[0] if active else None)
-        target = keep.id if keep is not None else first_id
-        pending[target] = (first_values, first_created)
-        for sid, values, created in validated[1:]:
-            if sid != target:
-                pending[sid] = (values, created)
-        to_resolve = [
-            (r, f"superseded by suggestion {target} on rescoring after {cause}")
-            for r in active
-            if r.id not in pending
-        ]
-    else:
-        to_resolve = [(r, f"the condition cleared on rescoring after {cause}") for r in active]
+    plans: list[tuple[list[str], list[tuple[SuggestionRecord, str]]]] = []
+    for item, validated in zip(items, checked, strict=True):
+        now_active = active.get((item.subject, item.kind), [])
+        stored: list[str] = []
+        to_resolve: list[tuple[SuggestionRecord, str]]
+        if validated:
+            first_id, first_values, first_created = validated[0]
+            ids_now = {sid for sid, _, _ in validated}
+            keep = next(
+                (r for r in now_active if r.id in ids_now), now_active[0] if now_active else None
+            )
+            target = keep.id if keep is not None else first_id
+            pending[target] = (first_values, first_created)
+            stored.append(target)
+            for sid, values, created in validated[1:]:
+                if sid != target:
+                    pending[sid] = (values, created)
+                    stored.append(sid)
+            to_resolve = [
+                (r, f"superseded by suggestion {target} on rescoring after {item.cause}")
+                for r in now_active
+                if r.id not in stored
+            ]
+        else:
+            to_resolve = [
+                (r, f"the condition cleared on rescoring after {item.cause}") for r in now_active
+            ]
+        plans.append((stored, to_resolve))
     changed = _store(session, pending) if pending else False
     when = at or utcnow()
-    for record, reason in to_resolve:
-        record.status = SuggestionStatus.RESOLVED.value
-        record.status_by = RESOLVER
-        record.status_at = when
-        record.status_reason = reason
-        record.actions.append(
-            SuggestionAction(
-                action=RESOLVE, actor=RESOLVER, role=RESOLVER_ROLE, reason=reason, at=when
+    for _, to_resolve in plans:
+        for record, reason in to_resolve:
+            record.status = SuggestionStatus.RESOLVED.value
+            record.status_by = RESOLVER
+            record.status_at = when
+            record.status_reason = reason
+            session.add(
+                SuggestionAction(
+                    suggestion_id=record.id,
+                    action=RESOLVE,
+                    actor=RESOLVER,
+                    role=RESOLVER_ROLE,
+                    reason=reason,
+                    at=when,
+                )
             )
+            changed = True
+    results = [
+        RescoreResult(
+            stored=tuple(stored),
+            resolved=tuple(record.id for record, _ in to_resolve),
+            changed=changed,
         )
-        changed = True
+        for stored, to_resolve in plans
+    ]
     session.flush()
     if changed and bump_revision:
         bump_suggestion_revision(session)
-    return RescoreResult(
-        stored=tuple(pending),
-        resolved=tuple(record.id for record, _ in to_resolve),
-        changed=changed,
-    )
+    return results
 
 
 def _as_list(name: str, value: str | Collection[str] | None) -> list[str] | None:

@@ -6,7 +6,7 @@ re-runs **only the scorers the events concern, for only their subject**
 (:func:`kinds_for`: a vital sign → NEWS2, SIRS and deterioration for that encounter; a
 creatinine → KDIGO; a finished encounter → every encounter kind, which resolves what no
 longer applies). Each subject's result goes through
-:func:`healthos_core.advisory.apply_rescore`: the open suggestion for the same subject and
+:func:`healthos_core.advisory.apply_rescores`: the open suggestion for the same subject and
 kind is refreshed in place, or resolved (``status = resolved``, by ``system:rescoring``,
 naming the event) when the condition cleared.
 
@@ -37,13 +37,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import Engine, exists, or_, select, text
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, sessionmaker
 
 from healthos_core import terminology as t
-from healthos_core.advisory import apply_rescore
+from healthos_core.advisory import RescoreInput, apply_rescores
 from healthos_core.db import make_session_factory, utcnow
 from healthos_core.outbox import MAX_ATTEMPTS, OutboxEvent, claim_events, mark_done
 from healthos_core.settings import Settings
@@ -364,41 +365,57 @@ class RescoringConsumer:
     def _score(
         self, session: Session, plan: dict[str, tuple[set[str], _Claimed]], *, lock: bool
     ) -> list[_Result]:
-        """Run the planned scorers, each for its one subject; return what they found."""
+        """Run each planned scorer once, for all the subjects that need it; split by subject.
+
+        ``score_subjects`` reads only the given subjects, and its batch queries cost about
+        the same for one subject as for a batch's: one call per kind, not per subject.
+        """
         scorers = self._scorers()
-        results: list[_Result] = []
-        for subject in sorted(plan):
-            wanted_kinds, last = plan[subject]
-            if lock:
+        if lock:
+            for subject in sorted(plan):
                 _lock_subject(session, subject)
-            cause = f"{last.event_type} {last.entity_ref} (outbox event {last.id})"
-            for kind in sorted(wanted_kinds):
-                scorer = scorers.get(kind)
-                if scorer is None:
-                    continue
-                found = [
-                    s for s in scorer.score_subjects(session, [subject]) if s.subject == subject
-                ]
-                results.append(_Result(subject=subject, kind=kind, found=found, cause=cause))
+        by_kind: dict[str, list[str]] = {}
+        for subject in sorted(plan):
+            for kind in plan[subject][0]:
+                by_kind.setdefault(kind, []).append(subject)
+        results: list[_Result] = []
+        for kind in sorted(by_kind):
+            scorer = scorers.get(kind)
+            if scorer is None:
+                continue
+            subjects = by_kind[kind]
+            found: dict[str, list[Suggestion]] = {subject: [] for subject in subjects}
+            for suggestion in scorer.score_subjects(session, subjects):
+                if suggestion.subject in found:
+                    found[suggestion.subject].append(suggestion)
+            for subject in subjects:
+                last = plan[subject][1]
+                cause = f"{last.event_type} {last.entity_ref} (outbox event {last.id})"
+                results.append(
+                    _Result(subject=subject, kind=kind, found=found[subject], cause=cause)
+                )
         return results
 
     def _store(
         self, session: Session, results: list[_Result], ids: list[int], report: BatchReport
     ) -> None:
         """Apply the results (refresh, insert, resolve) and mark the events done."""
-        changed = False
-        for result in results:
-            applied = apply_rescore(
-                session,
-                subject=result.subject,
-                kind=result.kind,
-                suggestions=result.found,
-                cause=result.cause,
-                bump_revision=False,
-            )
-            report.stored += len(applied.stored)
-            report.resolved += len(applied.resolved)
-            changed = changed or applied.changed
+        applied = apply_rescores(
+            session,
+            [
+                RescoreInput(
+                    subject=result.subject,
+                    kind=result.kind,
+                    suggestions=result.found,
+                    cause=result.cause,
+                )
+                for result in results
+            ],
+            bump_revision=False,
+        )
+        report.stored += sum(len(a.stored) for a in applied)
+        report.resolved += sum(len(a.resolved) for a in applied)
+        changed = any(a.changed for a in applied)
         report.done += mark_done(session, ids)
         if changed:
             bump_suggestion_revision(session)  # last: see suggestion_revision
@@ -510,7 +527,9 @@ def inline_rescoring(settings: Settings, engine: Engine) -> Iterator[InlineResco
     """Run the consumer in this process while the block runs, if the settings say so.
 
     ``settings.rescore``: ``"inline"`` (default) starts it; ``"worker"`` (separate
-    ``healthos worker`` processes consume) and ``"off"`` do not, and yield ``None``.
+    ``healthos worker`` processes consume) and ``"off"`` do not, and yield ``None``. The
+    thread looks at the outbox after every commit on ``engine`` (a SQLAlchemy ``commit``
+    event wakes it) and otherwise every ``rescore_poll_seconds``.
 
     Parameters
     ----------
@@ -534,8 +553,16 @@ def inline_rescoring(settings: Settings, engine: Engine) -> Iterator[InlineResco
         ),
         poll=settings.rescore_poll_seconds,
     )
+
+    # Look at the outbox right after any commit on this engine (a write may have queued
+    # events), not only every poll: the poll is then only the fallback.
+    def _wake(_connection: Any) -> None:
+        inline.wake()
+
+    sa_event.listen(engine, "commit", _wake)
     inline.start()
     try:
         yield inline
     finally:
+        sa_event.remove(engine, "commit", _wake)
         inline.stop()
