@@ -51,6 +51,7 @@ __all__ = [
     "mark_done",
     "outbox_backlog",
     "record_event",
+    "release_events",
 ]
 
 logger = logging.getLogger(__name__)
@@ -386,6 +387,35 @@ def mark_done(session: Session, ids: Sequence[int], *, at: dt.datetime | None = 
         update(OutboxEvent)
         .where(OutboxEvent.id.in_(list(ids)), OutboxEvent.done_at.is_(None))
         .values(done_at=at or utcnow(), claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def release_events(session: Session, ids: Sequence[int]) -> int:
+    """End the lease on events not done, so any consumer may claim them again now.
+
+    For a consumer that could not handle them because the database was busy: the claim
+    does not count towards :data:`MAX_ATTEMPTS` (a busy database is not the event's fault).
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        A writer transaction.
+    ids : sequence of int
+        The events to release.
+
+    Returns
+    -------
+    int
+        Events released.
+    """
+    if not ids:
+        return 0
+    result = session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(list(ids)), OutboxEvent.done_at.is_(None))
+        .values(claimed_until=None, claimed_by=None, attempts=OutboxEvent.attempts - 1)
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)

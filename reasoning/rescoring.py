@@ -41,12 +41,19 @@ from typing import Any, Final
 
 from sqlalchemy import Engine, exists, or_, select, text
 from sqlalchemy import event as sa_event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from healthos_core import terminology as t
 from healthos_core.advisory import RescoreInput, apply_rescores
 from healthos_core.db import make_session_factory, utcnow
-from healthos_core.outbox import MAX_ATTEMPTS, OutboxEvent, claim_events, mark_done
+from healthos_core.outbox import (
+    MAX_ATTEMPTS,
+    OutboxEvent,
+    claim_events,
+    mark_done,
+    release_events,
+)
 from healthos_core.settings import Settings
 from healthos_core.suggestion_revision import bump_suggestion_revision
 from reasoning.base import Scorer
@@ -313,9 +320,23 @@ class RescoringConsumer:
             return report
         try:
             self._handle(events, report)
+        except OperationalError as exc:
+            # The database is busy or unreachable (SQLite "database is locked" after the
+            # busy timeout, a PostgreSQL deadlock or restart): nothing was written; the
+            # events stay claimed and this consumer tries the whole batch again next.
+            logger.warning(
+                "rescoring batch of %d: database busy or unavailable (%s); will retry",
+                len(events),
+                _error_name(exc),
+            )
+            self._release([event.id for event in events])
+            report.subjects = report.stored = report.resolved = report.done = 0
+            report.failed = len(events)
         except Exception as exc:  # the batch rolled back: retry event by event
             logger.warning(
-                "rescoring batch of %d failed (%s); retrying each event", len(events), type(exc)
+                "rescoring batch of %d failed (%s); retrying each event",
+                len(events),
+                type(exc).__name__,
             )
             report.subjects = report.stored = report.resolved = report.done = 0
             for event in events:
@@ -332,6 +353,14 @@ class RescoringConsumer:
                     )
         report.seconds = time.perf_counter() - started
         return report
+
+    def _release(self, ids: list[int]) -> None:
+        """End this consumer's lease on ``ids`` now, so they are claimed again at once."""
+        try:
+            with self._writer.begin() as session:
+                release_events(session, ids)
+        except OperationalError as exc:  # still busy: the lease ends on its own
+            logger.warning("rescoring: could not release a lease (%s)", _error_name(exc))
 
     def _handle(self, events: Sequence[_Claimed], report: BatchReport) -> None:
         """Rescore the subjects of ``events``, store the results and mark them done.
@@ -451,13 +480,20 @@ class RescoringConsumer:
             if report.claimed:
                 if on_batch is not None:
                     on_batch(report)
-                if report.claimed >= self.batch:
+                if report.claimed >= self.batch and not report.failed:
                     continue  # more may be waiting
             if wake is not None:
                 wake.wait(poll)
                 wake.clear()
             else:
                 stop.wait(poll)
+
+
+def _error_name(exc: OperationalError) -> str:
+    """Return the driver's error name or code (``SQLITE_BUSY``, ``40P01``), not its message."""
+    orig = exc.orig
+    name = getattr(orig, "sqlite_errorname", None) or getattr(orig, "sqlstate", None)
+    return f"{type(orig).__name__} {name}" if name else type(orig).__name__
 
 
 def _lock_subject(session: Session, subject: str) -> None:

@@ -20,6 +20,7 @@ from healthos_core.outbox import (
     mark_done,
     outbox_backlog,
     recorders_on,
+    release_events,
 )
 from healthos_core.record import service
 from healthos_core.wiring import Wiring, is_wired, unwire, wire_live_path
@@ -160,6 +161,21 @@ def test_claims_lease_events_until_done_or_expired(engine: Engine) -> None:
         assert {(e.claimed_by, e.attempts) for e in again} == {("w3", 2)}
     with factory() as session:
         assert outbox_backlog(session) == {"pending": 2, "failed": 0, "done": 3}
+
+
+def test_a_released_claim_is_claimed_again_at_once_and_not_counted(engine: Engine) -> None:
+    factory = make_session_factory(engine, writer=True)
+    ids = _queue(factory, 2)
+    with factory.begin() as session:
+        assert [e.id for e in claim_events(session, "busy", now=NOW)] == ids
+    with factory.begin() as session:  # the database was busy: nothing handled
+        assert release_events(session, ids) == 2
+    with factory.begin() as session:
+        again = claim_events(session, "next", now=NOW)
+        assert [(e.id, e.claimed_by, e.attempts) for e in again] == [
+            (ids[0], "next", 1),
+            (ids[1], "next", 1),
+        ]
 
 
 def test_an_event_claimed_too_often_is_given_up(engine: Engine) -> None:
