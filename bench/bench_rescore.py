@@ -246,6 +246,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     select(SuggestionRecord.status, func.count()).group_by(SuggestionRecord.status)
                 )
             }
+    dialect = engine.dialect.name
     engine.dispose()
     folder.cleanup()
     db_side = [(done - created).total_seconds() for created, done in events if done is not None]
@@ -258,7 +259,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.via == "library"
             else "API: POST /api/v1/encounters/{id}/observations"
         ),
-        "database": make_engine(url).dialect.name if args.db else "sqlite",
+        "database": dialect,
         "consumer": f"inline (API lifespan thread), poll {args.poll} s",
         "sets": args.sets,
         "sets_seen": len(watcher.latencies),

@@ -473,7 +473,12 @@ class RescoringConsumer:
         while not stop.is_set():
             try:
                 report = self.run_once()
-            except Exception as exc:  # e.g. the database is restarting: wait and retry
+            except OperationalError as exc:  # busy (SQLite's write lock) or restarting
+                name = _error_name(exc)
+                logger.warning("rescoring consumer: %s; retrying", name)
+                stop.wait(poll if "BUSY" in name else max(poll, 1.0))
+                continue
+            except Exception as exc:  # e.g. the database is unreachable: wait and retry
                 logger.warning("rescoring consumer: %s; retrying", type(exc).__name__)
                 stop.wait(max(poll, 1.0))
                 continue
