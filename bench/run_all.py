@@ -9,6 +9,7 @@ from bench import (
     bench_fhir_import,
     bench_models,
     bench_remittance,
+    bench_rescore,
 )
 
 
@@ -20,6 +21,7 @@ def main() -> None:
     bench_models.main([])
     bench_denial.main([])
     bench_api.main([])
+    bench_rescore.main([])
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Importing this package registers every entity on :data:`healthos_core.db.Base`'s
 metadata, and nothing else: no event handler, no import hook. A program that writes
-clinical or financial facts wires charge capture and remittance posting once with
+clinical or financial facts wires charge capture, the outbox (for rescoring) and
+remittance posting once with
 :func:`wire_live_path` (:mod:`healthos_core.wiring`). It imports no web or
 machine-learning packages.
 """
@@ -29,6 +30,7 @@ from healthos_core.errors import (
     NotFoundError,
     PricingError,
 )
+from healthos_core.outbox import OutboxEvent
 from healthos_core.record.entities import (
     AllergyIntolerance,
     Condition,
@@ -79,6 +81,7 @@ __all__ = [
     "NotFoundError",
     "Observation",
     "Organization",
+    "OutboxEvent",
     "Patient",
     "PatientIdentifier",
     "Practitioner",

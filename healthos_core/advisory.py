@@ -14,8 +14,9 @@ import enum
 import functools
 import math
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from sqlalchemy import (
     Float,
@@ -44,12 +45,18 @@ from healthos_core.suggestion_revision import bump_suggestion_revision
 
 
 class SuggestionStatus(enum.StrEnum):
-    """Life cycle of a suggestion (SPEC §5)."""
+    """Life cycle of a suggestion (SPEC §5).
+
+    ``resolved`` is set by the system, never by a person: rescoring found that the
+    condition cleared (``docs/rescoring.md``). Like ``acted`` and ``dismissed`` it is
+    closed.
+    """
 
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
     ACTED = "acted"
     DISMISSED = "dismissed"
+    RESOLVED = "resolved"
 
 
 class SuggestionRecord(Base):
@@ -133,14 +140,25 @@ NOTE: Literal["note"] = "note"
 SuggestionActionName = Literal["acknowledge", "act", "dismiss", "note"]
 #: Every action a person can take on a suggestion.
 ACTIONS: tuple[str, ...] = (*ACTION_STATUS, NOTE)
-#: The lifecycle: for each status, the status-changing actions allowed from it. Acted
-#: and dismissed suggestions are closed: only a note can follow (docs/suggestions.md).
+#: The lifecycle: for each status, the status-changing actions allowed from it. Acted,
+#: dismissed and resolved suggestions are closed: only a note can follow
+#: (docs/suggestions.md).
 TRANSITIONS: dict[SuggestionStatus, frozenset[str]] = {
     SuggestionStatus.OPEN: frozenset({"acknowledge", "act", "dismiss"}),
     SuggestionStatus.ACKNOWLEDGED: frozenset({"act", "dismiss"}),
     SuggestionStatus.ACTED: frozenset(),
     SuggestionStatus.DISMISSED: frozenset(),
+    SuggestionStatus.RESOLVED: frozenset(),
 }
+#: Statuses of a suggestion still waiting for a person: rescoring refreshes or resolves them.
+ACTIVE_STATUSES: tuple[str, ...] = (
+    SuggestionStatus.OPEN.value,
+    SuggestionStatus.ACKNOWLEDGED.value,
+)
+#: The actor of a resolution (a system, not a person), its role and its action name.
+RESOLVER: Final = "system:rescoring"
+RESOLVER_ROLE: Final = "system"
+RESOLVE: Final = "resolve"
 
 _MAX_PAGE = 1000
 #: The worklist order (built once): severity (critical first), then score (highest first,
@@ -436,6 +454,15 @@ def save_suggestions(session: Session, suggestions: Iterable[SuggestionLike]) ->
     pending: dict[str, tuple[dict[str, Any], dt.datetime]] = {}
     for suggestion in suggestions:
         pending[suggestion.id] = (_suggestion_values(suggestion), suggestion.created_at)
+    changed = _store(session, pending)
+    session.flush()
+    if changed:  # re-scoring an unchanged record keeps the revision (and kept pages)
+        bump_suggestion_revision(session)
+    return len(pending)
+
+
+def _store(session: Session, pending: dict[str, tuple[dict[str, Any], dt.datetime]]) -> bool:
+    """Insert or refresh validated suggestions by id; return whether anything changed."""
     ids = list(pending)
     existing: dict[str, SuggestionRecord] = {}
     for start in range(0, len(ids), _IN_CHUNK):
@@ -456,10 +483,227 @@ def save_suggestions(session: Session, suggestions: Iterable[SuggestionLike]) ->
             for field in _CONTENT_FIELDS:
                 setattr(record, field, values[field])
             changed = changed or session.is_modified(record)
+    return changed
+
+
+@dataclass(frozen=True, kw_only=True)
+class RescoreResult:
+    """What :func:`apply_rescore` did for one subject and kind.
+
+    Attributes
+    ----------
+    stored : tuple of str
+        Ids of the suggestions inserted or refreshed.
+    resolved : tuple of str
+        Ids of the suggestions it set to ``resolved``.
+    changed : bool
+        Whether the call added or changed any stored suggestion (for
+        :func:`apply_rescores`: any of its items).
+    """
+
+    stored: tuple[str, ...] = ()
+    resolved: tuple[str, ...] = ()
+    changed: bool = False
+
+
+def apply_rescore(
+    session: Session,
+    *,
+    subject: str,
+    kind: str,
+    suggestions: Sequence[SuggestionLike],
+    cause: str,
+    at: dt.datetime | None = None,
+    bump_revision: bool = True,
+) -> RescoreResult:
+    """Store the result of re-scoring one subject for one kind, as the live path does.
+
+    Unlike :func:`save_suggestions` (whose ids follow the evidence, so a new record state
+    is a new suggestion), rescoring keeps **one active suggestion per subject and kind**:
+
+    * the scorer found something and an open or acknowledged suggestion for
+      ``(subject, kind)`` exists: that suggestion's content is refreshed in place (same
+      id, its status and audit trail kept); any older active duplicate is resolved;
+    * the scorer found something and none is active: the suggestion is inserted (or, if
+      its id is stored already, refreshed, keeping its status, as
+      :func:`save_suggestions` does);
+    * the scorer found nothing (the condition cleared): every active suggestion for
+      ``(subject, kind)`` is set to ``resolved`` by :data:`RESOLVER`, with a
+      :class:`SuggestionAction` (action ``resolve``) whose reason names ``cause``.
+
+    Doing it twice for the same record state changes nothing the second time
+    (idempotent). If anything changed, the suggestions get a new revision, last.
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        The consumer's transaction (flushed, not committed).
+    subject : str
+        ``"Type/id"`` that was scored.
+    kind : str
+        The kind that was scored (``"clinical.news2"``).
+    suggestions : sequence of SuggestionLike
+        What the scorer returned for ``subject`` (usually zero or one); each must have
+        this subject and kind.
+    cause : str
+        What triggered the rescore, ids only (no PHI), e.g.
+        ``"ObservationRecorded Observation/42 (outbox event 7)"``.
+    at : datetime, optional
+        Aware time of a resolution (default now, UTC).
+    bump_revision : bool, default=True
+        Give the suggestions a new revision if anything changed. A caller that rescores
+        many subjects in one transaction passes ``False`` and calls
+        :func:`~healthos_core.suggestion_revision.bump_suggestion_revision` once, last,
+        when any result says ``changed``.
+
+    Returns
+    -------
+    RescoreResult
+
+    Raises
+    ------
+    InvalidInputError
+        If a suggestion is about another subject or kind, or is invalid (as for
+        :func:`save_suggestions`). Nothing is written.
+    """
+    return apply_rescores(
+        session,
+        [RescoreInput(subject=subject, kind=kind, suggestions=suggestions, cause=cause)],
+        at=at,
+        bump_revision=bump_revision,
+    )[0]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RescoreInput:
+    """One subject and kind rescored: what the scorer found and why it ran (see below)."""
+
+    subject: str
+    kind: str
+    suggestions: Sequence[SuggestionLike]
+    cause: str
+
+
+def apply_rescores(
+    session: Session,
+    items: Sequence[RescoreInput],
+    *,
+    at: dt.datetime | None = None,
+    bump_revision: bool = True,
+) -> list[RescoreResult]:
+    """:func:`apply_rescore` for many subjects and kinds at once, in a few statements.
+
+    Parameters
+    ----------
+    session : sqlalchemy.orm.Session
+        The consumer's transaction (flushed, not committed).
+    items : sequence of RescoreInput
+        One per (subject, kind) rescored; each pair at most once.
+    at : datetime, optional
+        Aware time of resolutions (default now, UTC).
+    bump_revision : bool, default=True
+        As for :func:`apply_rescore` (once, last, if anything changed).
+
+    Returns
+    -------
+    list of RescoreResult
+        One per item, in order.
+
+    Raises
+    ------
+    InvalidInputError
+        As :func:`apply_rescore`, or if a (subject, kind) pair occurs twice. Nothing is
+        written.
+    """
+    checked: list[list[tuple[str, dict[str, Any], dt.datetime]]] = []
+    pairs: set[tuple[str, str]] = set()
+    for item in items:
+        if (item.subject, item.kind) in pairs:
+            raise InvalidInputError(f"{item.subject} ({item.kind}) is rescored twice")
+        pairs.add((item.subject, item.kind))
+        validated = []
+        for suggestion in item.suggestions:
+            if suggestion.subject != item.subject or suggestion.kind != item.kind:
+                raise InvalidInputError(
+                    f"suggestion {suggestion.id} is about {suggestion.subject} "
+                    f"({suggestion.kind}), not {item.subject} ({item.kind})"
+                )
+            values = _suggestion_values(suggestion)
+            validated.append((suggestion.id, values, suggestion.created_at))
+        checked.append(validated)
+    active: dict[tuple[str, str], list[SuggestionRecord]] = {}
+    subjects = sorted({item.subject for item in items})
+    for begin in range(0, len(subjects), _IN_CHUNK):
+        rows = session.scalars(
+            select(SuggestionRecord)
+            .where(
+                SuggestionRecord.subject.in_(subjects[begin : begin + _IN_CHUNK]),
+                SuggestionRecord.status.in_(ACTIVE_STATUSES),
+            )
+            .order_by(SuggestionRecord.created_at.desc(), SuggestionRecord.id)
+        )
+        for row in rows:
+            active.setdefault((row.subject, row.kind), []).append(row)
+    pending: dict[str, tuple[dict[str, Any], dt.datetime]] = {}
+    plans: list[tuple[list[str], list[tuple[SuggestionRecord, str]]]] = []
+    for item, validated in zip(items, checked, strict=True):
+        now_active = active.get((item.subject, item.kind), [])
+        stored: list[str] = []
+        to_resolve: list[tuple[SuggestionRecord, str]]
+        if validated:
+            first_id, first_values, first_created = validated[0]
+            ids_now = {sid for sid, _, _ in validated}
+            keep = next(
+                (r for r in now_active if r.id in ids_now), now_active[0] if now_active else None
+            )
+            target = keep.id if keep is not None else first_id
+            pending[target] = (first_values, first_created)
+            stored.append(target)
+            for sid, values, created in validated[1:]:
+                if sid != target:
+                    pending[sid] = (values, created)
+                    stored.append(sid)
+            to_resolve = [
+                (r, f"superseded by suggestion {target} on rescoring after {item.cause}")
+                for r in now_active
+                if r.id not in stored
+            ]
+        else:
+            to_resolve = [
+                (r, f"the condition cleared on rescoring after {item.cause}") for r in now_active
+            ]
+        plans.append((stored, to_resolve))
+    changed = _store(session, pending) if pending else False
+    when = at or utcnow()
+    for _, to_resolve in plans:
+        for record, reason in to_resolve:
+            record.status = SuggestionStatus.RESOLVED.value
+            record.status_by = RESOLVER
+            record.status_at = when
+            record.status_reason = reason
+            session.add(
+                SuggestionAction(
+                    suggestion_id=record.id,
+                    action=RESOLVE,
+                    actor=RESOLVER,
+                    role=RESOLVER_ROLE,
+                    reason=reason,
+                    at=when,
+                )
+            )
+            changed = True
+    results = [
+        RescoreResult(
+            stored=tuple(stored),
+            resolved=tuple(record.id for record, _ in to_resolve),
+            changed=changed,
+        )
+        for stored, to_resolve in plans
+    ]
     session.flush()
-    if changed:  # re-scoring an unchanged record keeps the revision (and kept pages)
+    if changed and bump_revision:
         bump_suggestion_revision(session)
-    return len(pending)
+    return results
 
 
 def _as_list(name: str, value: str | Collection[str] | None) -> list[str] | None:

@@ -94,6 +94,17 @@ class Settings(BaseSettings):
     sync_token : SecretStr, optional
         Bearer token ``healthos sync`` sends to the source FHIR server
         (``HEALTHOS_SYNC_TOKEN``; never a command-line argument).
+    rescore : {"inline", "worker", "off"}, default="inline"
+        Who consumes the outbox of live events (``docs/rescoring.md``): ``inline``, a
+        thread of each API process (the embedded default; several API workers on
+        PostgreSQL share the work safely); ``worker``, separate ``healthos worker``
+        processes (the API starts none); ``off``, nobody (events wait in the outbox).
+    rescore_poll_seconds : float, default=0.1
+        Seconds between a consumer's looks at an empty outbox.
+    rescore_batch : int, default=100
+        Most events a consumer claims at once.
+    rescore_lease_seconds : float, default=30
+        How long a claim holds: a consumer that dies leaves its events to others after it.
     """
 
     model_config = SettingsConfigDict(
@@ -121,6 +132,10 @@ class Settings(BaseSettings):
     max_fhir_bundle_bytes: int = Field(default=50 * 1024 * 1024, ge=0)
     max_json_depth: int = Field(default=64, ge=1)
     sync_token: SecretStr | None = None
+    rescore: Literal["inline", "worker", "off"] = "inline"
+    rescore_poll_seconds: float = Field(default=0.1, gt=0)
+    rescore_batch: int = Field(default=100, ge=1)
+    rescore_lease_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("api_tokens")
     @classmethod

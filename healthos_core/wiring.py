@@ -1,4 +1,4 @@
-"""Explicit wiring of the live path: charge capture and remittance posting.
+"""Explicit wiring of the live path: charge capture, the outbox and remittance posting.
 
 Importing a HealthOS module registers nothing: the default event bus
 (:func:`healthos_core.events.default_bus`) starts with no handlers and the FHIR importer
@@ -6,7 +6,10 @@ with no hooks. The live path is wired by one call, :func:`wire_live_path`, which
 
 * subscribes charge capture (:func:`healthos_core.billing.capture.register`) to the bus,
   so the live clinical events of the record service and of ``healthos import --live``
-  post their ChargeItems in the writer's transaction; and
+  post their ChargeItems in the writer's transaction;
+* subscribes the transactional outbox (:class:`healthos_core.outbox.OutboxRecorder`),
+  so the same live events are recorded, in the same transaction, for the rescoring
+  consumer (``reasoning.rescoring``; ``docs/rescoring.md``); and
 * installs remittance posting (:func:`healthos_core.billing.remittance.
   register_remittance_hooks`), so imported Claims enter the revenue cycle and imported
   ClaimResponses post to the ledger in the import's transaction.
@@ -20,8 +23,7 @@ at start-up**::
 
     wire_live_path()  # idempotent: a second call registers nothing more
 
-Rescoring subscribers will be wired here too; like charge capture they act on ``live``
-events only, never on a ``backload``.
+Like charge capture, the outbox records ``live`` events only, never a ``backload``.
 
 Notes
 -----
@@ -44,6 +46,7 @@ from healthos_core.billing.remittance import (
     unregister_remittance_hooks,
 )
 from healthos_core.events import EventBus, default_bus
+from healthos_core.outbox import OutboxRecorder, recorders_on
 
 __all__ = ["Wiring", "is_wired", "unwire", "wire_live_path", "wired"]
 
@@ -58,16 +61,21 @@ class Wiring:
         The bus charge capture is subscribed to.
     capture : ChargeCapture
         The subscribed charge capture (its ``settings`` say how it prices).
+    outbox : OutboxRecorder
+        The subscribed outbox recorder (live events → ``outbox_event`` rows).
     """
 
     bus: EventBus
     capture: ChargeCapture
+    outbox: OutboxRecorder
 
 
 def wire_live_path(
     bus: EventBus | None = None, *, capture_settings: CaptureSettings | None = None
 ) -> Wiring:
-    """Subscribe charge capture to ``bus`` and install remittance posting (idempotent).
+    """Subscribe charge capture and the outbox to ``bus``, install remittance posting.
+
+    Idempotent: a second call subscribes nothing more.
 
     Parameters
     ----------
@@ -81,7 +89,7 @@ def wire_live_path(
     Returns
     -------
     Wiring
-        The bus and its charge capture.
+        The bus, its charge capture and its outbox recorder.
 
     Examples
     --------
@@ -95,29 +103,36 @@ def wire_live_path(
     """
     bus = bus if bus is not None else default_bus()
     subscribed = capture.register(bus, settings=capture_settings)
+    recorders = recorders_on(bus)
+    recorder = recorders[0] if recorders else OutboxRecorder()
+    recorder.subscribe(bus)
     register_remittance_hooks()
-    return Wiring(bus=bus, capture=subscribed)
+    return Wiring(bus=bus, capture=subscribed, outbox=recorder)
 
 
 def unwire(bus: EventBus | None = None) -> None:
-    """Remove charge capture from ``bus`` and remittance posting; a no-op if absent.
+    """Remove charge capture, the outbox and remittance posting; a no-op if absent.
 
     Parameters
     ----------
     bus : EventBus, optional
         Default :func:`~healthos_core.events.default_bus`.
     """
-    capture.unregister(bus if bus is not None else default_bus())
+    bus = bus if bus is not None else default_bus()
+    capture.unregister(bus)
+    for recorder in recorders_on(bus):
+        recorder.unsubscribe(bus)
     unregister_remittance_hooks()
 
 
 def is_wired(bus: EventBus | None = None) -> bool:
-    """Return whether charge capture is on ``bus`` and remittance posting is installed.
+    """Return whether charge capture and the outbox are on ``bus``, remittance posting installed.
 
     ``bus`` defaults to :func:`~healthos_core.events.default_bus`; what
     :func:`wire_live_path` wires is there whole (a half-wired process is not wired).
     """
-    return capture.is_registered(bus) and remittance_hooks_registered()
+    outbox_on = bool(recorders_on(bus if bus is not None else default_bus()))
+    return capture.is_registered(bus) and outbox_on and remittance_hooks_registered()
 
 
 @contextmanager

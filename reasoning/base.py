@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+from collections.abc import Collection
 from typing import ClassVar
 
 from sqlalchemy.orm import Session
@@ -62,3 +63,42 @@ class Scorer(abc.ABC):
         -------
         list of Suggestion
         """
+
+    def score_subjects(
+        self, session: Session, subjects: Collection[str], *, as_of: dt.datetime | None = None
+    ) -> list[Suggestion]:
+        """Score only these subjects (the live path's rescoring of one encounter or claim).
+
+        The default runs :meth:`score` over the whole record and keeps the suggestions
+        about ``subjects``: always right, but as slow as a batch. Scorers whose subjects
+        are encounters or claims override it to read only those.
+
+        Parameters
+        ----------
+        session : sqlalchemy.orm.Session
+            Read only.
+        subjects : collection of str
+            ``"Type/id"`` references (``"Encounter/12"``, ``"Claim/9"``); others of a
+            type the scorer does not score give nothing.
+        as_of : datetime, optional
+            The moment the record is read at.
+
+        Returns
+        -------
+        list of Suggestion
+            The same suggestions :meth:`score` gives for these subjects.
+        """
+        wanted = set(subjects)
+        if not wanted:
+            return []
+        return [s for s in self.score(session, as_of=as_of) if s.subject in wanted]
+
+
+def subject_ids(subjects: Collection[str], type_name: str) -> list[str]:
+    """Return the ids of the ``type_name`` references among ``subjects``, sorted.
+
+    >>> subject_ids(["Encounter/2", "Claim/9", "Encounter/1"], "Encounter")
+    ['1', '2']
+    """
+    prefix = f"{type_name}/"
+    return sorted({s[len(prefix) :] for s in subjects if s.startswith(prefix)})

@@ -1010,6 +1010,74 @@ def demo(
         )
 
 
+@app.command("worker")
+def worker(
+    db: DbOption = None,
+    batch: Annotated[
+        int | None, typer.Option(min=1, help="Most events claimed at once (default 100).")
+    ] = None,
+    poll: Annotated[
+        float | None,
+        typer.Option(min=0.01, help="Seconds between looks at an empty outbox (default 0.1)."),
+    ] = None,
+    lease: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            help="Seconds a claim holds before another worker may take the events (default 30).",
+        ),
+    ] = None,
+) -> None:
+    """Consume the outbox: rescore what live writes concern, until SIGTERM or Ctrl+C.
+
+    Run one or more beside ``healthos serve`` with ``HEALTHOS_RESCORE=worker`` (so the API
+    processes start no consumer of their own). On PostgreSQL any number of workers share
+    the outbox (``FOR UPDATE SKIP LOCKED``); events are handled at least once, and a
+    killed worker's events are claimed again when its lease ends (docs/rescoring.md).
+    Logs one line per batch that claimed events (counts only, no patient data).
+    """
+    import datetime as _dt
+    import logging
+    import signal
+    import threading
+
+    from reasoning.rescoring import BatchReport, RescoringConsumer
+
+    settings = get_settings()
+    engine, _ = open_database(db)
+    consumer = RescoringConsumer(
+        engine,
+        batch=batch or settings.rescore_batch,
+        lease=_dt.timedelta(seconds=lease or settings.rescore_lease_seconds),
+    )
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        err.print(
+            f"worker: {signal.Signals(signum).name}, stopping after this batch", soft_wrap=True
+        )
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    def _log(report: BatchReport) -> None:
+        err.print(report.line(), highlight=False, soft_wrap=True)
+
+    err.print(
+        f"worker: consuming the outbox of {_safe_url(engine.url.render_as_string())} "
+        f"(batch {consumer.batch}, lease {consumer.lease.total_seconds():g} s)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    try:
+        consumer.run(stop, poll=poll or settings.rescore_poll_seconds, on_batch=_log)
+    finally:
+        engine.dispose()
+    err.print("worker: stopped")
+
+
 def main() -> None:
     """Entry point for ``python -m serving.cli``."""
     app()

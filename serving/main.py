@@ -50,6 +50,7 @@ from healthos_core.errors import (
 )
 from healthos_core.settings import Settings, get_settings
 from healthos_core.wiring import wired
+from reasoning.rescoring import inline_rescoring
 from serving.deps import get_current_user, known_query_parameters
 from serving.fhir import router as fhir_router
 from serving.limits import BodyLimit, RequestGuard
@@ -327,10 +328,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     fastapi.FastAPI
         With ``/health`` and ``/ready`` at the root and the API under ``/api/v1``.
         Its lifespan wires the live path (:func:`healthos_core.wiring.wired`: charge
-        capture on the default bus, remittance posting) and unwires it at shutdown
-        unless it was wired before. ``app.state`` holds ``settings``, ``wiring`` (while
-        it runs), ``engine``, ``session_factory``, ``page_cache`` (polled pages kept while
-        their data is unchanged, :mod:`serving.page_cache`), ``models``
+        capture and the outbox on the default bus, remittance posting) and unwires it at
+        shutdown unless it was wired before, and runs the outbox's rescoring consumer
+        in a thread while the app runs when ``settings.rescore`` is ``"inline"``
+        (``app.state.rescoring``; :func:`reasoning.rescoring.inline_rescoring`).
+        ``app.state`` holds ``settings``, ``wiring`` (while it runs), ``engine``,
+        ``session_factory``, ``page_cache`` (polled pages kept while their data is
+        unchanged, :mod:`serving.page_cache`), ``models``
         (the :class:`~reasoning.inference.ModelStore` of ``settings.models_dir``, loaded
         at start-up by :func:`serving.routers.models.open_store`) and
         ``model_versions`` (a list of ``{"name", "version", …}`` of the loaded models,
@@ -360,10 +364,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         # docs, gc.freeze().
         gc.collect()
         gc.freeze()
-        # The live path: charge capture on the default bus, remittance posting for
-        # imported ClaimResponses. Undone at shutdown unless it was wired before.
-        with wired() as wiring:
+        # The live path: charge capture and the outbox on the default bus, remittance
+        # posting for imported ClaimResponses. Undone at shutdown unless it was wired
+        # before. The outbox's consumer runs in this process if settings.rescore is
+        # "inline" (docs/rescoring.md) and stops at shutdown.
+        with wired() as wiring, inline_rescoring(settings, app_engine) as rescoring:
             app.state.wiring = wiring
+            app.state.rescoring = rescoring
             try:
                 yield
             finally:

@@ -22,7 +22,9 @@ import healthos_core  # noqa: F401
 from healthos_core.billing.capture import is_registered
 from healthos_core.billing.remittance import remittance_hooks_registered
 from healthos_core.db import Base, make_engine, make_session_factory
+from healthos_core.events import default_bus
 from healthos_core.migrate import upgrade
+from healthos_core.outbox import recorders_on
 from healthos_core.wiring import Wiring, is_wired, unwire, wired
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -175,7 +177,9 @@ def live_path() -> Iterator[Wiring]:
 
 
 def _unwire_unless(was_wired: bool) -> None:
-    if not was_wired and (is_registered() or remittance_hooks_registered()):
+    if not was_wired and (
+        is_registered() or remittance_hooks_registered() or recorders_on(default_bus())
+    ):
         unwire()
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -21,7 +21,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from healthos_core.record.entities import Encounter
-from reasoning.base import Scorer, resolve_as_of
+from reasoning.base import Scorer, resolve_as_of, subject_ids
 from reasoning.features import deterioration, readmission
 from reasoning.features.deterioration import StayInputs
 from reasoning.features.readmission import AdmissionInputs
@@ -214,17 +214,31 @@ class DeteriorationScorer(_ModelScorer):
 
     def score(self, session: Session, *, as_of: dt.datetime | None = None) -> list[Suggestion]:
         """Return a suggestion per in-progress inpatient stay at raised risk or above."""
+        return self._score(session, as_of=as_of, encounter_ids=None)
+
+    def score_subjects(
+        self, session: Session, subjects: Collection[str], *, as_of: dt.datetime | None = None
+    ) -> list[Suggestion]:
+        """Score only the encounters among ``subjects`` (see :meth:`Scorer.score_subjects`)."""
+        ids = subject_ids(subjects, "Encounter")
+        return self._score(session, as_of=as_of, encounter_ids=ids) if ids else []
+
+    def _score(
+        self,
+        session: Session,
+        *,
+        as_of: dt.datetime | None,
+        encounter_ids: list[str] | None,
+    ) -> list[Suggestion]:
         now = resolve_as_of(as_of)
-        encounters = {
-            e.id: e
-            for e in session.scalars(
-                select(Encounter).where(
-                    Encounter.status == "in-progress",
-                    Encounter.class_code == "IMP",
-                    Encounter.period_start <= now,
-                )
-            )
-        }
+        query_encounters = select(Encounter).where(
+            Encounter.status == "in-progress",
+            Encounter.class_code == "IMP",
+            Encounter.period_start <= now,
+        )
+        if encounter_ids is not None:
+            query_encounters = query_encounters.where(Encounter.id.in_(encounter_ids))
+        encounters = {e.id: e for e in session.scalars(query_encounters)}
         if not encounters or self._model_or_none() is None:
             return []
         rows = []
@@ -351,23 +365,37 @@ class ReadmissionScorer(_ModelScorer):
 
     def score(self, session: Session, *, as_of: dt.datetime | None = None) -> list[Suggestion]:
         """Return a suggestion per inpatient stay at or near discharge at raised risk."""
+        return self._score(session, as_of=as_of, encounter_ids=None)
+
+    def score_subjects(
+        self, session: Session, subjects: Collection[str], *, as_of: dt.datetime | None = None
+    ) -> list[Suggestion]:
+        """Score only the encounters among ``subjects`` (see :meth:`Scorer.score_subjects`)."""
+        ids = subject_ids(subjects, "Encounter")
+        return self._score(session, as_of=as_of, encounter_ids=ids) if ids else []
+
+    def _score(
+        self,
+        session: Session,
+        *,
+        as_of: dt.datetime | None,
+        encounter_ids: list[str] | None,
+    ) -> list[Suggestion]:
         now = resolve_as_of(as_of)
         since = now - dt.timedelta(hours=self.recent_hours)
-        encounters = {
-            e.id: e
-            for e in session.scalars(
-                select(Encounter).where(
-                    Encounter.class_code == "IMP",
-                    Encounter.period_start <= now,
-                    or_(
-                        Encounter.status == "in-progress",
-                        (Encounter.status == "finished")
-                        & (Encounter.period_end >= since)
-                        & (Encounter.period_end <= now),
-                    ),
-                )
-            )
-        }
+        query_encounters = select(Encounter).where(
+            Encounter.class_code == "IMP",
+            Encounter.period_start <= now,
+            or_(
+                Encounter.status == "in-progress",
+                (Encounter.status == "finished")
+                & (Encounter.period_end >= since)
+                & (Encounter.period_end <= now),
+            ),
+        )
+        if encounter_ids is not None:
+            query_encounters = query_encounters.where(Encounter.id.in_(encounter_ids))
+        encounters = {e.id: e for e in session.scalars(query_encounters)}
         if not encounters or self._model_or_none() is None:
             return []
         rows = [

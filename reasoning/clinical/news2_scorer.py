@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from healthos_core import terminology as t
 from healthos_core.record.entities import Encounter, Observation
-from reasoning.base import Scorer
+from reasoning.base import Scorer, subject_ids
 from reasoning.clinical.news2 import News2Result, news2
 from reasoning.suggestion import Audience, Explanation, Factor, Severity, Source, Suggestion
 
@@ -178,15 +179,29 @@ class News2Scorer(Scorer):
 
     def score(self, session: Session, *, as_of: dt.datetime | None = None) -> list[Suggestion]:
         """Return one NEWS2 suggestion per in-progress encounter with a complete set."""
-        encounters = {
-            e.id: e
-            for e in session.scalars(
-                select(Encounter).where(
-                    Encounter.status == "in-progress",
-                    Encounter.class_code.in_(self.encounter_classes),
-                )
-            )
-        }
+        return self._score(session, as_of=as_of, encounter_ids=None)
+
+    def score_subjects(
+        self, session: Session, subjects: Collection[str], *, as_of: dt.datetime | None = None
+    ) -> list[Suggestion]:
+        """Score only the encounters among ``subjects`` (see :meth:`Scorer.score_subjects`)."""
+        ids = subject_ids(subjects, "Encounter")
+        return self._score(session, as_of=as_of, encounter_ids=ids) if ids else []
+
+    def _score(
+        self,
+        session: Session,
+        *,
+        as_of: dt.datetime | None,
+        encounter_ids: list[str] | None,
+    ) -> list[Suggestion]:
+        query_encounters = select(Encounter).where(
+            Encounter.status == "in-progress",
+            Encounter.class_code.in_(self.encounter_classes),
+        )
+        if encounter_ids is not None:
+            query_encounters = query_encounters.where(Encounter.id.in_(encounter_ids))
+        encounters = {e.id: e for e in session.scalars(query_encounters)}
         if not encounters:
             return []
         query = select(Observation).where(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -33,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from healthos_core import terminology as t
 from healthos_core.record.entities import Encounter, Observation
-from reasoning.base import Scorer, resolve_as_of
+from reasoning.base import Scorer, resolve_as_of, subject_ids
 from reasoning.clinical.errors import InvalidScoreInputError
 from reasoning.clinical.sirs import SirsResult, sirs
 from reasoning.suggestion import Audience, Explanation, Factor, Severity, Source, Suggestion
@@ -182,19 +183,32 @@ class SirsScorer(Scorer):
         InvalidInputError
             If ``as_of`` is naive.
         """
+        return self._score(session, as_of=as_of, encounter_ids=None)
+
+    def score_subjects(
+        self, session: Session, subjects: Collection[str], *, as_of: dt.datetime | None = None
+    ) -> list[Suggestion]:
+        """Score only the encounters among ``subjects`` (see :meth:`Scorer.score_subjects`)."""
+        ids = subject_ids(subjects, "Encounter")
+        return self._score(session, as_of=as_of, encounter_ids=ids) if ids else []
+
+    def _score(
+        self,
+        session: Session,
+        *,
+        as_of: dt.datetime | None,
+        encounter_ids: list[str] | None,
+    ) -> list[Suggestion]:
         now = resolve_as_of(as_of)
         window = dt.timedelta(hours=self.window_hours)
-        encounters = list(
-            session.scalars(
-                select(Encounter)
-                .where(
-                    Encounter.status == "in-progress",
-                    Encounter.class_code.in_(self.encounter_classes),
-                    or_(Encounter.period_start.is_(None), Encounter.period_start <= now),
-                )
-                .order_by(Encounter.id)
-            )
+        query_encounters = select(Encounter).where(
+            Encounter.status == "in-progress",
+            Encounter.class_code.in_(self.encounter_classes),
+            or_(Encounter.period_start.is_(None), Encounter.period_start <= now),
         )
+        if encounter_ids is not None:
+            query_encounters = query_encounters.where(Encounter.id.in_(encounter_ids))
+        encounters = list(session.scalars(query_encounters.order_by(Encounter.id)))
         if not encounters:
             return []
         starts = [e.period_start for e in encounters if e.period_start is not None]

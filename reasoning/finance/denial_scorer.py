@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import ClassVar, Final, Literal
@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from healthos_core.billing.claims import ClaimIssue, scrub_claims
 from healthos_core.billing.entities import Claim, ClaimBillingStatus, ClaimResponse
-from reasoning.base import Scorer, resolve_as_of
+from reasoning.base import Scorer, resolve_as_of, subject_ids
 from reasoning.features import denial as features
 from reasoning.finance.fixes import (
     CATEGORY_WORDS,
@@ -670,18 +670,27 @@ class DenialRiskScorer(Scorer):
 
         Sorted by expected loss (p × claim total), highest first.
         """
+        return self._score(session, as_of=as_of, claim_ids=None)
+
+    def score_subjects(
+        self, session: Session, subjects: Collection[str], *, as_of: dt.datetime | None = None
+    ) -> list[Suggestion]:
+        """Score only the claims among ``subjects`` (see :meth:`Scorer.score_subjects`)."""
+        ids = subject_ids(subjects, "Claim")
+        return self._score(session, as_of=as_of, claim_ids=ids) if ids else []
+
+    def _score(
+        self, session: Session, *, as_of: dt.datetime | None, claim_ids: list[str] | None
+    ) -> list[Suggestion]:
         now = resolve_as_of(as_of)
         model = self._model()
         if model is None:
             return []
         answered = exists().where(ClaimResponse.claim_id == Claim.id)
-        ids = list(
-            session.scalars(
-                select(Claim.id)
-                .where(Claim.billing_status.in_(SCORABLE_STATUSES), ~answered)
-                .order_by(Claim.id)
-            )
-        )
+        query = select(Claim.id).where(Claim.billing_status.in_(SCORABLE_STATUSES), ~answered)
+        if claim_ids is not None:
+            query = query.where(Claim.id.in_(claim_ids))
+        ids = list(session.scalars(query.order_by(Claim.id)))
         found = score_claims(session, ids, as_of=now, model=model, scrub=self.scrub)
         kept = [s for s in found if (s.score or 0.0) >= self.min_probability]
         return sorted(kept, key=_expected_loss, reverse=True)

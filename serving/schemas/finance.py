@@ -11,7 +11,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from reasoning.finance.worklist import WorklistItem
-from serving.schemas.suggestions import ActionName, FactorPublic, SeverityName, StatusName
+from serving.schemas.suggestions import (
+    FactorPublic,
+    RecordedActionName,
+    SeverityName,
+    StatusName,
+)
 
 OutcomeName = Literal["fixed", "resubmitted", "appealed", "accepted"]
 DenialReasonName = Literal[
@@ -42,7 +47,7 @@ class WorklistActionCreate(BaseModel):
 class WorklistActionPublic(BaseModel):
     """One audited action on a worklist item: who, in which role, when, outcome, note."""
 
-    action: ActionName
+    action: RecordedActionName
     outcome: OutcomeName | None = Field(
         default=None, description="None for actions taken outside the worklist"
     )

@@ -11,8 +11,10 @@ from healthos_core.advisory import SuggestionRecord
 
 AudienceName = Literal["clinician", "nurse", "finance", "operations", "leadership"]
 SeverityName = Literal["info", "warning", "critical"]
-StatusName = Literal["open", "acknowledged", "acted", "dismissed"]
+StatusName = Literal["open", "acknowledged", "acted", "dismissed", "resolved"]
 ActionName = Literal["acknowledge", "act", "dismiss", "note"]
+#: Actions in the audit trail: a person's, or the system's ``resolve`` (rescoring).
+RecordedActionName = Literal["acknowledge", "act", "dismiss", "note", "resolve"]
 
 
 class FactorPublic(BaseModel):
@@ -46,7 +48,8 @@ class SuggestionPublic(BaseModel):
 
     ``amount_at_stake`` is a decimal string in ``currency`` (never a float).
     ``status_by``/``status_at``/``status_reason`` say who last acknowledged, acted
-    on or dismissed it, when and why (a note changes none of them).
+    on or dismissed it, when and why (a note changes none of them); for ``resolved``,
+    ``system:rescoring`` and the event after which the condition cleared.
     """
 
     id: str
@@ -138,7 +141,7 @@ class SuggestionActionPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    action: ActionName
+    action: RecordedActionName
     actor: str
     role: str
     reason: str | None = None

@@ -32,7 +32,8 @@ from serving.main import create_app
 from serving.routers import health
 
 TOKENS = {"tok-clinician-0001": "clinician", "tok-nurse-0001": "nurse"}
-SETTINGS = Settings(environment="test", api_tokens=TOKENS)  # type: ignore[arg-type]
+#: No rescoring thread: its looks at the outbox would be counted with the request's queries.
+SETTINGS = Settings(environment="test", api_tokens=TOKENS, rescore="off")  # type: ignore[arg-type]
 CLINICIAN = {"Authorization": "Bearer tok-clinician-0001"}
 NURSE = {"Authorization": "Bearer tok-nurse-0001"}
 T0 = dt.datetime(2025, 3, 1, 8, 0, tzinfo=dt.UTC)

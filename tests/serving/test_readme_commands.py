@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -114,6 +115,11 @@ class Invocation:
         return self.words[:1] == ("serve",) or (
             self.words[:1] == ("demo",) and "--no-serve" not in self.argv
         )
+
+    @property
+    def consumes(self) -> bool:
+        """Whether the command consumes the outbox until stopped (``healthos worker``)."""
+        return self.words[:1] == ("worker",)
 
     @property
     def as_json(self) -> bool:
@@ -327,6 +333,7 @@ def placeholder_values(ws: Workspace, run: Invocation, placeholder: str) -> list
         "CSV": [str(ws.chargemaster)],
         "K": ["clinical.news2"],
         "N": ["30"],
+        "S": ["0.5"],
         "NAME": ["deterioration"],
         "P": [ws.payer_id],
         "F": ["demo-facility"],
@@ -395,11 +402,41 @@ def _serve_and_stop(ws: Workspace, argv: list[str]) -> None:
     assert "Traceback" not in output, output
 
 
+def _consume_and_stop(ws: Workspace, argv: list[str]) -> None:
+    """Start ``healthos worker``, wait for its first line, stop it with SIGTERM."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving.cli", *argv],
+        cwd=ws.root,
+        env={**os.environ, **ws.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(90, process.kill)
+    watchdog.start()
+    try:
+        assert process.stderr is not None
+        first = ""
+        while "worker: consuming" not in first and process.poll() is None:
+            first += process.stderr.readline()
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        watchdog.cancel()
+    output = first + stdout + stderr
+    assert "worker: consuming the outbox" in first, output
+    assert process.returncode == 0, output
+    assert "worker: stopped" in output and "Traceback" not in output, output
+
+
 @pytest.mark.parametrize("run", INVOCATIONS, ids=str)
 def test_readme_command_runs_without_a_traceback(workspace: Workspace, run: Invocation) -> None:
     argv = concrete(workspace, run)
     if run.serves:
         _serve_and_stop(workspace, argv)
+        return
+    if run.consumes:
+        _consume_and_stop(workspace, argv)
         return
     result = runner.invoke(app, argv)
     described = f"healthos {' '.join(argv)} -> {result.exit_code}\n{result.output}"
