@@ -112,10 +112,24 @@ class CardSuggestionPublic(BaseModel):
     actions: list[ActionPublic] = Field(default_factory=list)
 
 
+class LinkPublic(BaseModel):
+    """A link on a card (HealthOS sends none; the source URL points to the rule or model)."""
+
+    label: str
+    url: str
+    type: Literal["absolute", "smart"]
+    appContext: str | None = None
+    autolaunchable: bool | None = None
+
+
 class CardPublic(BaseModel):
     """A card (CDS Hooks 2.0.1 §Card attributes): a suggestion with its basis in ``detail``."""
 
-    uuid: str = Field(description="The suggestion's id as a UUID; feedback names it")
+    uuid: str | None = Field(
+        default=None,
+        description="Optional in CDS Hooks; HealthOS always sends it: the suggestion's id as "
+        "a UUID, which feedback names",
+    )
     summary: str = Field(max_length=140)
     detail: str | None = Field(default=None, description="Markdown: factors and evidence")
     indicator: Literal["info", "warning", "critical"]
