@@ -264,16 +264,21 @@ def _detail(
     by = f"method `{method}`, {source}"
     lines.append(by + (f" — {reference}" if reference else ""))
     if factors:
-        lines += ["", "| factor | value | contribution |", "|---|---|---|"]
+        # Rule edits carry no points (contribution 0): their table has no contribution column.
+        scored = any(float(f.get("contribution") or 0.0) for f in factors)
+        lines += ["", "| factor | value | contribution |" if scored else "| factor | value |"]
+        lines.append("|---|---|---|" if scored else "|---|---|")
         for factor in factors[:_MAX_FACTORS]:
             value = factor.get("value")
             unit = factor.get("unit") or ""
             shown = "" if value is None else f"{value} {unit}".strip()
             text = factor.get("text") or factor.get("name", "")
-            contribution = float(factor.get("contribution") or 0.0)
-            lines.append(f"| {_cell(text)} | {_cell(shown)} | {_number(contribution)} |")
+            row = f"| {_cell(text)} | {_cell(shown)} |"
+            if scored:
+                row += f" {_number(float(factor.get('contribution') or 0.0))} |"
+            lines.append(row)
         if len(factors) > _MAX_FACTORS:
-            lines.append(f"| … {len(factors) - _MAX_FACTORS} more | | |")
+            lines.append(f"| … {len(factors) - _MAX_FACTORS} more | |" + (" |" if scored else ""))
     if evidence:
         shown_refs = ", ".join(f"`{ref}`" for ref in evidence[:_MAX_EVIDENCE])
         more = f" and {len(evidence) - _MAX_EVIDENCE} more" if len(evidence) > _MAX_EVIDENCE else ""
