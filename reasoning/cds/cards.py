@@ -197,7 +197,9 @@ class Card:
                 },
             },
             "overrideReasons": [dict(reason) for reason in OVERRIDE_REASONS],
-            "suggestions": [
+        }
+        if self.suggestions:  # omitted when empty: clients want selectionBehavior with it
+            data["suggestions"] = [
                 {
                     "label": s.label,
                     "uuid": str(uuid.uuid5(_SUGGESTION_NAMESPACE, f"{card}|{s.label}")),
@@ -205,10 +207,8 @@ class Card:
                     "actions": [a.to_json() for a in s.actions],
                 }
                 for s in self.suggestions
-            ],
-        }
-        if self.suggestions:  # required with suggestions (CDS Hooks 2.0.1 §Card attributes)
-            data["selectionBehavior"] = "at-most-one"
+            ]
+            data["selectionBehavior"] = "at-most-one"  # required with suggestions (§Card)
         return data
 
 
