@@ -89,8 +89,20 @@ from healthchain.sandbox.requestconstructors import CdsRequestConstructor
 from healthchain.sandbox.workflows import Workflow
 
 base, token, patient, encounter = sys.argv[1:5]
+answers = []
+
+
+def keep(response):
+    response.read()
+    answers.append((response.status_code, response.json().get("detail")))
+
+
 # SandboxClient sends no credentials; HealthOS's services need a bearer token.
-httpx.Client = functools.partial(httpx.Client, headers={"Authorization": f"Bearer {token}"})
+httpx.Client = functools.partial(
+    httpx.Client,
+    headers={"Authorization": f"Bearer {token}"},
+    event_hooks={"response": [keep]},
+)
 out = {}
 for workflow, service, context in (
     ("patient-view", "healthos-patient-view", {"patientId": patient}),
@@ -103,6 +115,8 @@ for workflow, service, context in (
         context={"userId": "Practitioner/sandbox", **context},
     )
     client.requests.append(request)
+    sent = request.model_dump(exclude_none=True, mode="json")
+    answers.clear()
     responses = client.send_requests()
     out[workflow] = {
         "requests": len(client.requests),
@@ -110,6 +124,8 @@ for workflow, service, context in (
         "cards": [len(r.get("cards", [])) for r in responses],
         "summaries": [c["summary"] for r in responses for c in r.get("cards", [])][:5],
         "validated_as": "healthchain.models.CDSResponse",
+        "context_sent": sorted(sent["context"]),
+        "http": [{"status": status, "detail": detail} for status, detail in answers],
     }
 print(json.dumps(out))
 """
