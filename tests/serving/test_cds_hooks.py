@@ -821,3 +821,71 @@ def test_source_pages(client: TestClient) -> None:
 def test_examples_folder_is_covered() -> None:
     numbers = sorted(p.name[:2] for p in Path(EXAMPLES).glob("*.json"))
     assert numbers == [f"{n:02d}" for n in range(27)]
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "status"),
+    [
+        (
+            PV,
+            '{"hook":"patient-view","hookInstance":"1","context":' + "[" * 5000 + "]" * 5000 + "}",
+            400,  # deeper than the JSON parser recurses: FastAPI's "error parsing the body"
+        ),
+        (PV, '{"hook":', 422),
+        (PV, '{"hook":"patient-view","hookInstance":"a\\u0000","context":{}}', 422),
+        (PV, '{"hook":"patient-view","hookInstance":"1","context":[]}', 422),
+        (
+            PV,
+            '{"hook":"patient-view","hookInstance":"1","context":{"patientId":"1288992"},'
+            '"prefetch":{"patient":"x"}}',
+            422,
+        ),
+        (
+            OS,
+            '{"hook":"order-sign","hookInstance":"1","context":{"patientId":"1288992",'
+            '"userId":5,"draftOrders":{"resourceType":"Bundle","entry":[]}}}',
+            422,
+        ),
+        (
+            OS,
+            '{"hook":"order-sign","hookInstance":"1","context":{"patientId":"1288992",'
+            '"draftOrders":{"resourceType":"Bundle","entry":{}}}}',
+            422,
+        ),
+        (
+            ED,
+            '{"hook":"encounter-discharge","hookInstance":"1","context":{"patientId":"1288992",'
+            '"encounterId":"89284"},"prefetch":{"encounter":{"resourceType":"Encounter","id":"89284",'
+            '"class":{"code":5}}}}',
+            422,
+        ),
+        (
+            f"{PV}/feedback",
+            '{"feedback":[{"card":"x","outcome":"overridden","overrideReason":'
+            '{"userComment":"a\\u0000"},"outcomeTimestamp":"2020-01-01T00:00:00Z"}]}',
+            422,
+        ),
+        (
+            f"{PV}/feedback",
+            '{"feedback":[{"card":"x","outcome":"overridden","overrideReason":'
+            '{"userComment":"\\ud800"},"outcomeTimestamp":"2020-01-01T00:00:00Z"}]}',
+            422,
+        ),
+        (
+            f"{PV}/feedback",
+            '{"feedback":[{"card":"x","outcome":"accepted","outcomeTimestamp":0}]}',
+            422,
+        ),
+        (f"{PV}/feedback", '{"feedback":[]}', 422),
+    ],
+)
+def test_bad_input_is_a_problem_never_a_server_error(
+    client: TestClient, record: dict[str, str], path: str, raw: str, status: int
+) -> None:
+    response = client.post(
+        f"/cds-services/{path}",
+        content=raw.encode(),
+        headers={**auth("clinician"), "Content-Type": "application/json"},
+    )
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
