@@ -56,7 +56,7 @@ from serving.fhir import router as fhir_router
 from serving.limits import BodyLimit, RequestGuard
 from serving.page_cache import PageCache
 from serving.problems import PROBLEM_MEDIA_TYPE, ProblemResponse, http_problem, problem_response
-from serving.routers import api_router, health
+from serving.routers import api_router, cds_hooks, health
 from serving.routers import finance as finance_routes
 from serving.routers import models as model_routes
 from serving.schemas.common import ProblemDetails
@@ -420,6 +420,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # the route's own CurrentUser.
     api_dependencies = [Depends(get_current_user), *strict_query]
     app.include_router(health.router, dependencies=strict_query)
+    app.include_router(cds_hooks.router, responses=PROBLEM_RESPONSES, dependencies=strict_query)
     for router in (api_router, model_routes.router, finance_routes.router):
         app.include_router(
             router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES, dependencies=api_dependencies
