@@ -305,10 +305,11 @@ class RescoringConsumer:
         """Claim one batch and handle it; return what was done.
 
         The batch is handled in one transaction that stores the suggestions and marks
-        the events done. If it fails, each event is retried alone, so one bad event
-        does not hold back the others; an event that fails alone stays claimed and is
-        claimed again after the lease (at most :data:`~healthos_core.outbox.MAX_ATTEMPTS`
-        times).
+        the events done. If the database was busy or unavailable, the events are released
+        (:func:`~healthos_core.outbox.release_events`) for the next batch. If anything
+        else failed, each event is retried alone, so one bad event does not hold back the
+        others; an event that fails alone stays claimed and is claimed again after the
+        lease (at most :data:`~healthos_core.outbox.MAX_ATTEMPTS` times).
         """
         started = time.perf_counter()
         report = BatchReport()
@@ -323,7 +324,7 @@ class RescoringConsumer:
         except OperationalError as exc:
             # The database is busy or unreachable (SQLite "database is locked" after the
             # busy timeout, a PostgreSQL deadlock or restart): nothing was written; the
-            # events stay claimed and this consumer tries the whole batch again next.
+            # events are released and claimed again whole by the next batch.
             logger.warning(
                 "rescoring batch of %d: database busy or unavailable (%s); will retry",
                 len(events),

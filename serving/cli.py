@@ -1051,11 +1051,11 @@ def worker(
         lease=_dt.timedelta(seconds=lease or settings.rescore_lease_seconds),
     )
     stop = threading.Event()
+    received: list[str] = []
 
     def _stop(signum: int, _frame: object) -> None:
-        err.print(
-            f"worker: {signal.Signals(signum).name}, stopping after this batch", soft_wrap=True
-        )
+        # Only flag it here (printing from a signal handler can deadlock the console).
+        received.append(signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, _stop)
@@ -1075,7 +1075,7 @@ def worker(
         consumer.run(stop, poll=poll or settings.rescore_poll_seconds, on_batch=_log)
     finally:
         engine.dispose()
-    err.print("worker: stopped")
+    err.print(f"worker: stopped ({', '.join(received) or 'done'})", highlight=False)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Collection
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +23,7 @@ from reasoning.clinical.kdigo_scorer import KdigoScorer
 from reasoning.clinical.news2_scorer import News2Scorer
 from reasoning.clinical.sirs_scorer import SirsScorer
 from reasoning.rescoring import RescoringConsumer, kinds_for
+from reasoning.suggestion import Suggestion
 
 #: A deteriorating set: RR 26 (3) SpO2 92 (2) oxygen (2) SBP 104 (1) HR 112 (2) alert (0)
 #: T 38.3 (1) = NEWS2 11 (high); SIRS: T, HR and RR criteria met.
@@ -304,5 +306,47 @@ def test_concurrent_consumers_handle_each_event_once(engine: Engine) -> None:
         for subject in encounters:
             [news2] = suggestions_of(factory, subject, "clinical.news2")
             assert (news2.status, news2.score) == ("open", 13.0)
+    finally:
+        unwire(bus)
+
+
+class _FailsFor(News2Scorer):
+    """NEWS2, except that scoring ``bad`` raises (a poison subject)."""
+
+    def __init__(self, bad: str) -> None:
+        super().__init__()
+        self.bad = bad
+
+    def score_subjects(
+        self, session: Session, subjects: Collection[str], *, as_of: dt.datetime | None = None
+    ) -> list[Suggestion]:
+        if self.bad in subjects:
+            raise ValueError("a poison subject")
+        return super().score_subjects(session, subjects, as_of=as_of)
+
+
+def test_one_failing_subject_does_not_hold_back_the_others(engine: Engine) -> None:
+    factory = make_session_factory(engine)
+    bus = _live_bus()
+    try:
+        with factory.begin() as session:
+            good = admit_inpatient(session, "good", bus)
+            bad = admit_inpatient(session, "bad", bus)
+            record_vital_set(session, good.id, DETERIORATING, minutes_ago=60, bus=bus)
+            record_vital_set(session, bad.id, DETERIORATING, minutes_ago=60, bus=bus)
+        consumer = RescoringConsumer(
+            engine, worker_id="test", scorers={"clinical.news2": _FailsFor(bad.reference)}
+        )
+        report = consumer.run_once()
+        # The batch failed whole, then each event alone: the bad stay's seven vital signs
+        # fail (left claimed, for a later attempt); the admissions and the good stay's are done.
+        assert (report.claimed, report.done, report.failed) == (16, 9, 7)
+        [news2] = suggestions_of(factory, good.reference, "clinical.news2")
+        assert news2.status == "open"
+        assert suggestions_of(factory, bad.reference, "clinical.news2") == []
+        with factory() as session:
+            left = session.scalars(select(OutboxEvent).where(OutboxEvent.done_at.is_(None))).all()
+            assert {row.subject for row in left} == {bad.reference}
+            assert all(row.claimed_until is not None and row.attempts == 1 for row in left)
     finally:
         unwire(bus)
