@@ -22,7 +22,7 @@ from healthos_core.errors import ConflictError, InvalidInputError, NotFoundError
 from healthos_core.fhir.exporter import to_fhir
 from healthos_core.fhir.refs import format_datetime
 from healthos_core.record.entities import Encounter, Location
-from healthos_core.record.service import _as_utc, _aware_utc, _open_encounter
+from healthos_core.record.service import _as_utc, _aware_utc, _open_encounter, write_resource
 
 __all__ = ["location_history", "transfer"]
 
@@ -137,11 +137,8 @@ def transfer(session: Session, encounter_id: str, location_id: str, at: dt.datet
             "period": {"start": when},
         }
     )
-    # An encounter written by the library has no stored resource: start it from the
-    # exporter's view of the columns, so export keeps everything it showed before.
-    resource = dict(encounter.resource) if encounter.resource else to_fhir(encounter)
+    # Written through the one write path: the importer maps the last entry to
+    # location_id, and the stored resource keeps the history.
+    resource = to_fhir(encounter)
     resource["location"] = history
-    encounter.resource = resource  # a new dict: the JSON column sees the change
-    encounter.location_id = location_id
-    session.flush()
-    return encounter
+    return write_resource(session, Encounter, resource, None)

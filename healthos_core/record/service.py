@@ -150,11 +150,29 @@ def _write(session: Session, entity: _E, bus: EventBus | None, *, replace: bool 
             f"{entity_type.__name__}/{entity.id} already exists with other content: "
             "choose another id"
         )
-    unit = Unit(source=f"{entity_type.__name__}/{entity.id}", entries=[(None, resource)])
+    return write_resource(session, entity_type, resource, bus)
+
+
+def write_resource(
+    session: Session, entity_type: type[_E], resource: dict[str, Any], bus: EventBus | None
+) -> _E:
+    """Write one FHIR resource through the one write path; return its stored entity.
+
+    :func:`~healthos_core.fhir.importer.import_unit` with ``origin="live"``: validated,
+    upserted as the importer maps it, and what it changed published as live events, in a
+    savepoint of the caller's transaction. For library writes whose domain rules the
+    caller has checked (this module, :mod:`healthos_core.record.movements`).
+
+    Raises
+    ------
+    FhirValidationError
+        The resource is not valid FHIR R4 or names a missing resource.
+    """
+    unit = Unit(source=f"{entity_type.__name__}/{resource['id']}", entries=[(None, resource)])
     import_unit(session, unit, origin="live", bus=bus)
-    written = session.get(entity_type, entity.id, populate_existing=True)
+    written = session.get(entity_type, resource["id"], populate_existing=True)
     if written is None:  # pragma: no cover - import_unit wrote it or raised
-        raise NotFoundError(f"{entity_type.__name__}/{entity.id} was not stored")
+        raise NotFoundError(f"{entity_type.__name__}/{resource['id']} was not stored")
     return written
 
 

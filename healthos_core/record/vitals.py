@@ -21,10 +21,10 @@ temperature              8310-5                    Cel       20–46
 The ranges (:data:`VITAL_RANGES`) are wide physiological limits, meant to refuse typing
 slips (SpO2 990) and unit mix-ups (98.6 °F as Cel), never a real, extreme patient.
 
-Everything is checked before anything is written; each observation is written by
-:func:`~healthos_core.record.service.record_observation` (and publishes
-:class:`~healthos_core.events.ObservationRecorded`), except the ACVPU level, a coded
-value that function does not take, which is written here the same way.
+Everything is checked before anything is written; each observation, the ACVPU level (a
+coded value, ``value_code``) included, is written by
+:func:`~healthos_core.record.service.record_observation`, through the one write path (and
+publishes :class:`~healthos_core.events.ObservationRecorded`).
 """
 
 from __future__ import annotations
@@ -37,12 +37,11 @@ from sqlalchemy.orm import Session
 
 from healthos_core import terminology as t
 from healthos_core.errors import InvalidInputError
-from healthos_core.events import EventBus, ObservationRecorded, default_bus
+from healthos_core.events import EventBus
 from healthos_core.record.entities import Observation
 from healthos_core.record.service import (
     _aware_utc,
     _check_during_encounter,
-    _new_id,
     _open_encounter,
     record_observation,
 )
@@ -239,22 +238,18 @@ def record_vital_signs(
         )
     written.append(simple("heart_rate"))
     if consciousness is not None:
-        level = Observation(
-            id=_new_id(Observation, None, session),
-            patient_id=encounter.patient_id,
-            encounter_id=encounter.id,
-            facility_id=encounter.facility_id,
-            status="final",
-            category="vital-signs",
-            code_system=t.LOINC,
-            code=t.LEVEL_OF_RESPONSIVENESS,
-            display="Level of responsiveness",
-            effective_at=effective_at,
-            value_code=consciousness,
+        written.append(
+            record_observation(
+                session,
+                encounter_id=encounter_id,
+                code=t.LEVEL_OF_RESPONSIVENESS,
+                display="Level of responsiveness",
+                value=None,
+                unit=None,
+                value_code=consciousness,
+                effective_at=effective_at,
+                bus=bus,
+            )
         )
-        session.add(level)
-        session.flush()
-        (bus or default_bus()).publish(ObservationRecorded(observation=level), session)
-        written.append(level)
     written.append(simple("temperature"))
     return [o for o in written if o is not None]

@@ -10,10 +10,11 @@ from sqlalchemy.orm import Session
 
 from healthos_core.errors import ConflictError, InvalidInputError, NotFoundError
 from healthos_core.fhir.exporter import to_fhir
+from healthos_core.fhir.refs import format_datetime
 from healthos_core.record.entities import Encounter
 from healthos_core.record.movements import location_history, transfer
 from tests.conftest import table_counts
-from tests.factories import T0, make_encounter, make_location
+from tests.factories import T0, make_encounter, make_location, make_patient
 
 LATER = T0 + dt.timedelta(hours=3)
 
@@ -37,12 +38,12 @@ def test_transfer_moves_and_completes_the_place_left(
         {
             "location": {"reference": "Location/ward-a"},
             "status": "completed",
-            "period": {"start": T0.isoformat(), "end": LATER.isoformat()},
+            "period": {"start": format_datetime(T0), "end": format_datetime(LATER)},
         },
         {
             "location": {"reference": "Location/icu-1"},
             "status": "active",
-            "period": {"start": LATER.isoformat()},
+            "period": {"start": format_datetime(LATER)},
         },
     ]
     exported = to_fhir(moved)
@@ -66,19 +67,23 @@ def test_an_imported_encounter_keeps_its_resource_and_history(session: Session) 
     with session.begin():
         make_location(session, id="ward-b")
         make_location(session, id="icu-9")
+        patient = make_patient(session)
         resource = {
             "resourceType": "Encounter",
             "status": "in-progress",
             "class": {"code": "IMP"},
+            "subject": {"reference": f"Patient/{patient.id}"},
             "location": [{"location": {"reference": "Location/ward-b"}}],
             "reasonCode": [{"text": "pneumonia"}],
         }
-        encounter = make_encounter(session, location_id="ward-b", resource=resource)
+        encounter = make_encounter(
+            session, patient=patient, location_id="ward-b", resource=resource
+        )
         transfer(session, encounter.id, "icu-9", LATER)
     assert encounter.resource is not None
     assert encounter.resource["reasonCode"] == [{"text": "pneumonia"}]
     assert [e["status"] for e in encounter.resource["location"]] == ["completed", "active"]
-    assert encounter.resource["location"][0]["period"] == {"end": LATER.isoformat()}
+    assert encounter.resource["location"][0]["period"] == {"end": format_datetime(LATER)}
 
 
 @pytest.mark.parametrize(
