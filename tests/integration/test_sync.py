@@ -44,7 +44,7 @@ def test_sync_pulls_the_ehr_and_then_only_what_changed(
 
         first = runner.invoke(app, ["sync", "--from", f"{base}/fhir", "--db", local, "--json"])
         assert first.exit_code == 0, first.output
-        report = json.loads(first.stdout.splitlines()[-1])
+        report = json.loads(first.stdout)
         assert report["since"] is None
         assert report["imported"] == {"Encounter": 1, "Observation": 3, "Patient": 1}
         counts = url_table_counts(local)
@@ -55,7 +55,7 @@ def test_sync_pulls_the_ehr_and_then_only_what_changed(
 
         second = runner.invoke(app, ["sync", "--from", f"{base}/fhir", "--db", local, "--json"])
         assert second.exit_code == 0, second.output
-        again = json.loads(second.stdout.splitlines()[-1])
+        again = json.loads(second.stdout)
         assert again["since"] == report["transaction_time"]
         assert again["imported"] == {"Observation": 1}
         assert url_table_counts(local)["observation"] == 4
