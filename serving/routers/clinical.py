@@ -252,6 +252,7 @@ def create_procedure(
             display=body.display,
             performed_at=body.performed_at,
             performed_end=body.performed_end,
+            id=body.id,
         )
     return ProcedureWritePublic(
         procedure=ProcedurePublic.from_entity(procedure), charge_items=_charges(session, posted)

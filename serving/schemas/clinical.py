@@ -224,6 +224,11 @@ class VitalSignsCreate(_Body):
 class ProcedureCreate(_Body):
     """A procedure performed during the encounter; priced by its code if the chargemaster has it."""
 
+    id: FhirId | None = Field(
+        default=None,
+        description="The client's id for the procedure (default: a new one). Sending the "
+        "same procedure again with its id changes nothing; other content under it is 409.",
+    )
     code_system: System = Field(default=t.SNOMED, examples=[t.SNOMED])
     code: Code = Field(examples=["73761001"])
     display: Display | None = Field(default=None, examples=["Colonoscopy"])

@@ -1,8 +1,10 @@
 """One write path (issue 10 item 1): every way of writing a Procedure stores the same.
 
-The same Procedure written through the record service, a transaction Bundle (the FHIR
-write path) and ``healthos import --live`` yields the same ``procedure`` row and the
-same ChargeItem; writing it again through any path changes nothing. Each path starts
+The same Procedure written through the record service, the REST API
+(``POST /api/v1/encounters/{id}/procedures``), a FHIR ``POST /fhir/Procedure``, a
+transaction Bundle to ``POST /fhir`` and ``healthos import --live`` yields the same
+``procedure`` row and the same ChargeItem; writing it again through any path changes
+nothing. Each path starts
 from the same database: a patient, an encounter under way and a chargemaster price.
 Runs on SQLite and PostgreSQL (the ``engine`` fixture).
 """
@@ -12,10 +14,12 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
@@ -26,8 +30,10 @@ from healthos_core.fhir.exporter import to_fhir
 from healthos_core.fhir.importer import import_document
 from healthos_core.record.entities import Procedure
 from healthos_core.record.service import record_procedure
+from healthos_core.settings import Settings
 from healthos_core.wiring import wired
 from serving.cli import app
+from serving.main import create_app
 from tests.conftest import POSTGRES_URL, table_counts, truncate_all
 from tests.core.fhir_factories import SNOMED
 from tests.core.test_live_import import PRICES, X_RAY
@@ -137,9 +143,52 @@ def cli_url(engine: Engine) -> str:
     return f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
 
 
+def by_rest_api(session_factory: sessionmaker[Session], _tmp: Path) -> None:
+    body = {
+        "id": "proc-1",
+        "code_system": SNOMED,
+        "code": X_RAY[0],
+        "display": X_RAY[1],
+        "performed_at": "2024-03-01T01:30:00Z",
+    }
+    with _client(session_factory) as client:
+        answer = client.post("/api/v1/encounters/enc-1/procedures", json=body, headers=NURSE)
+    assert answer.status_code == 201, answer.text
+
+
+def by_fhir_post(session_factory: sessionmaker[Session], _tmp: Path) -> None:
+    with _client(session_factory) as client:
+        answer = client.post("/fhir/Procedure", json=RESOURCE, headers=ADMIN)
+    assert answer.status_code in (200, 201), answer.text
+
+
+def by_fhir_transaction(session_factory: sessionmaker[Session], _tmp: Path) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": RESOURCE, "request": {"method": "PUT", "url": "Procedure/proc-1"}}],
+    }
+    with _client(session_factory) as client:
+        answer = client.post("/fhir", json=bundle, headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+
+
+@contextmanager
+def _client(session_factory: sessionmaker[Session]) -> Iterator[TestClient]:
+    """The API on the test's database, rescoring off (no thread writing beside the test)."""
+    settings = Settings(environment="test", rescore="off")  # dev tokens
+    with TestClient(create_app(settings, engine=session_factory.kw["bind"])) as client:
+        yield client
+
+
+NURSE = {"Authorization": "Bearer dev-nurse"}
+ADMIN = {"Authorization": "Bearer dev-admin"}
 PATHS: dict[str, Callable[[sessionmaker[Session], Path], None]] = {
     "record service": by_service,
-    "transaction Bundle": by_transaction_bundle,
+    "REST API": by_rest_api,
+    "FHIR POST": by_fhir_post,
+    "FHIR transaction Bundle": by_fhir_transaction,
+    "transaction Bundle (library)": by_transaction_bundle,
     "healthos import --live": by_import_live,
 }
 
