@@ -135,9 +135,7 @@ def _encounter(e: Encounter) -> dict[str, Any]:
             "subject": _reference("Patient", e.patient_id),
             "period": _period(e.period_start, e.period_end),
             "serviceProvider": _reference("Organization", e.service_provider_id),
-            "location": [{"location": _reference("Location", e.location_id)}]
-            if e.location_id
-            else None,
+            "location": [_encounter_location(e)] if e.location_id else None,
             "hospitalization": {
                 "dischargeDisposition": _concept(
                     DISCHARGE_DISPOSITION, e.discharge_disposition, None
@@ -145,6 +143,18 @@ def _encounter(e: Encounter) -> dict[str, Any]:
             }
             if e.discharge_disposition
             else None,
+        }
+    )
+
+
+def _encounter_location(e: Encounter) -> dict[str, Any]:
+    """Return the encounter's current place as an ``Encounter.location`` entry."""
+    closed = e.status in ("finished", "cancelled", "entered-in-error")
+    return _clean(
+        {
+            "location": _reference("Location", e.location_id),
+            "status": "completed" if closed else "active",
+            "period": _period(e.period_start, e.period_end if closed else None),
         }
     )
 
@@ -331,7 +341,18 @@ BUILDERS: dict[str, Callable[[Any], dict[str, Any]]] = {
 #: Columns whose current value overrides the received resource on export.
 OVERLAY: dict[str, Callable[[Any], dict[str, Any]]] = {
     "Encounter": lambda e: _clean(
-        {"status": e.status, "period": _period(e.period_start, e.period_end)}
+        {
+            "status": e.status,
+            "period": _period(e.period_start, e.period_end),
+            "hospitalization": {
+                **((e.resource or {}).get("hospitalization") or {}),
+                "dischargeDisposition": _concept(
+                    DISCHARGE_DISPOSITION, e.discharge_disposition, None
+                ),
+            }
+            if e.discharge_disposition
+            else None,
+        }
     ),
 }
 

@@ -437,7 +437,13 @@ def test_export_patient_builds_resources_created_without_fhir(session: Session) 
     assert parse_datetime(hr["effectiveDateTime"]) == T0
     encounter = entries[("Encounter", "lib-e")]["resource"]
     assert encounter["class"]["code"] == "IMP"
-    assert encounter["location"] == [{"location": {"reference": "Location/lib-ward"}}]
+    assert encounter["location"] == [
+        {
+            "location": {"reference": "Location/lib-ward"},
+            "status": "active",
+            "period": {"start": encounter["period"]["start"]},
+        }
+    ]
     assert entries[("Patient", "lib-p")]["resource"]["identifier"] == [
         {"system": "urn:mrn", "value": "42"}
     ]

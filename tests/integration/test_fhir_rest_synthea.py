@@ -80,13 +80,18 @@ def test_a_transaction_bundle_writes_what_a_live_import_writes(
     shared_data: Path, cli_db_url: str, tmp_path: Path
 ) -> None:
     bundle = str(shared_data / "synthea-fhir-r4" / "bundles" / BUNDLES[0])
-    # The reference: healthos import, prices derived from the bundle's own claims, then
-    # the same file as a live feed (charge capture posts its ChargeItems).
-    reference = _fresh(cli_db_url)
+    # Prices derived from the bundle's own claims (a back-load into a scratch database);
+    # the reference: the same file as a live feed into a fresh database with those prices
+    # (charge capture posts its ChargeItems).
+    scratch = _fresh(cli_db_url)
     imported = _import(cli_db_url, bundle)["imported"]
     derived = runner.invoke(app, ["chargemaster", "derive", "--db", cli_db_url, "--json"])
     assert derived.exit_code == 0, derived.output
-    _import(cli_db_url, bundle, live=True)
+    reference_url = f"sqlite:///{tmp_path / 'reference.db'}"
+    reference = _fresh(reference_url)
+    _copy_chargemaster(scratch, reference)
+    scratch.dispose()
+    _import(reference_url, bundle, live=True)
     expected = table_counts(reference)
     assert expected["charge_item"] > 0
 
