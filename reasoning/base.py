@@ -94,6 +94,28 @@ class Scorer(abc.ABC):
         return [s for s in self.score(session, as_of=as_of) if s.subject in wanted]
 
 
+class EncounterScorer(Scorer):
+    """A scorer whose subjects are encounters, read by one ``_score`` for all or some.
+
+    Subclasses implement :meth:`_score` (``encounter_ids=None``: every encounter they
+    score) and call it from :meth:`score`; :meth:`score_subjects` runs it for only the
+    encounters among the subjects.
+    """
+
+    @abc.abstractmethod
+    def _score(
+        self, session: Session, *, as_of: dt.datetime | None, encounter_ids: list[str] | None
+    ) -> list[Suggestion]:
+        """Score the encounters with these ids (``None``: all of them)."""
+
+    def score_subjects(
+        self, session: Session, subjects: Collection[str], *, as_of: dt.datetime | None = None
+    ) -> list[Suggestion]:
+        """Score only the encounters among ``subjects`` (see :meth:`Scorer.score_subjects`)."""
+        ids = subject_ids(subjects, "Encounter")
+        return self._score(session, as_of=as_of, encounter_ids=ids) if ids else []
+
+
 def subject_ids(subjects: Collection[str], type_name: str) -> list[str]:
     """Return the ids of the ``type_name`` references among ``subjects``, sorted.
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections import defaultdict
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -39,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from healthos_core import terminology as t
 from healthos_core.record.entities import Encounter, Observation
-from reasoning.base import Scorer, resolve_as_of, subject_ids
+from reasoning.base import EncounterScorer, resolve_as_of
 from reasoning.clinical.errors import IncompleteScoreError, InvalidScoreInputError
 from reasoning.clinical.kdigo import KdigoResult, kdigo_aki
 from reasoning.suggestion import Audience, Explanation, Factor, Severity, Source, Suggestion
@@ -105,7 +104,7 @@ def creatinine_mg_dl(observation: Observation) -> float | None:
     return observation.value * factor if factor is not None else None
 
 
-class KdigoScorer(Scorer):
+class KdigoScorer(EncounterScorer):
     """KDIGO 2012 AKI stage from serum creatinine, for in-progress encounters.
 
     Parameters
@@ -166,13 +165,6 @@ class KdigoScorer(Scorer):
             If ``as_of`` is naive.
         """
         return self._score(session, as_of=as_of, encounter_ids=None)
-
-    def score_subjects(
-        self, session: Session, subjects: Collection[str], *, as_of: dt.datetime | None = None
-    ) -> list[Suggestion]:
-        """Score only the encounters among ``subjects`` (see :meth:`Scorer.score_subjects`)."""
-        ids = subject_ids(subjects, "Encounter")
-        return self._score(session, as_of=as_of, encounter_ids=ids) if ids else []
 
     def _score(
         self,

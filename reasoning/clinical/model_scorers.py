@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -21,7 +21,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from healthos_core.record.entities import Encounter
-from reasoning.base import Scorer, resolve_as_of, subject_ids
+from reasoning.base import EncounterScorer, resolve_as_of
 from reasoning.features import deterioration, readmission
 from reasoning.features.deterioration import StayInputs
 from reasoning.features.readmission import AdmissionInputs
@@ -49,7 +49,7 @@ def _summary(text: str) -> str:
     return text if len(text) <= 140 else text[:137] + "..."
 
 
-class _ModelScorer(Scorer):
+class _ModelScorer(EncounterScorer):
     """Common part: load the model, explain each row, build suggestions."""
 
     model_name: ClassVar[str]
@@ -216,13 +216,6 @@ class DeteriorationScorer(_ModelScorer):
         """Return a suggestion per in-progress inpatient stay at raised risk or above."""
         return self._score(session, as_of=as_of, encounter_ids=None)
 
-    def score_subjects(
-        self, session: Session, subjects: Collection[str], *, as_of: dt.datetime | None = None
-    ) -> list[Suggestion]:
-        """Score only the encounters among ``subjects`` (see :meth:`Scorer.score_subjects`)."""
-        ids = subject_ids(subjects, "Encounter")
-        return self._score(session, as_of=as_of, encounter_ids=ids) if ids else []
-
     def _score(
         self,
         session: Session,
@@ -366,13 +359,6 @@ class ReadmissionScorer(_ModelScorer):
     def score(self, session: Session, *, as_of: dt.datetime | None = None) -> list[Suggestion]:
         """Return a suggestion per inpatient stay at or near discharge at raised risk."""
         return self._score(session, as_of=as_of, encounter_ids=None)
-
-    def score_subjects(
-        self, session: Session, subjects: Collection[str], *, as_of: dt.datetime | None = None
-    ) -> list[Suggestion]:
-        """Score only the encounters among ``subjects`` (see :meth:`Scorer.score_subjects`)."""
-        ids = subject_ids(subjects, "Encounter")
-        return self._score(session, as_of=as_of, encounter_ids=ids) if ids else []
 
     def _score(
         self,

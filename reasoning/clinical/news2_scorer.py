@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -21,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from healthos_core import terminology as t
 from healthos_core.record.entities import Encounter, Observation
-from reasoning.base import Scorer, subject_ids
+from reasoning.base import EncounterScorer
 from reasoning.clinical.news2 import News2Result, news2
 from reasoning.suggestion import Audience, Explanation, Factor, Severity, Source, Suggestion
 
@@ -147,7 +146,7 @@ def latest_vital_set(observations: list[Observation]) -> dict[str, _Reading]:
     return latest
 
 
-class News2Scorer(Scorer):
+class News2Scorer(EncounterScorer):
     """NEWS2 for inpatients, from the latest complete vital-sign set.
 
     Parameters
@@ -180,13 +179,6 @@ class News2Scorer(Scorer):
     def score(self, session: Session, *, as_of: dt.datetime | None = None) -> list[Suggestion]:
         """Return one NEWS2 suggestion per in-progress encounter with a complete set."""
         return self._score(session, as_of=as_of, encounter_ids=None)
-
-    def score_subjects(
-        self, session: Session, subjects: Collection[str], *, as_of: dt.datetime | None = None
-    ) -> list[Suggestion]:
-        """Score only the encounters among ``subjects`` (see :meth:`Scorer.score_subjects`)."""
-        ids = subject_ids(subjects, "Encounter")
-        return self._score(session, as_of=as_of, encounter_ids=ids) if ids else []
 
     def _score(
         self,

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -34,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from healthos_core import terminology as t
 from healthos_core.record.entities import Encounter, Observation
-from reasoning.base import Scorer, resolve_as_of, subject_ids
+from reasoning.base import EncounterScorer, resolve_as_of
 from reasoning.clinical.errors import InvalidScoreInputError
 from reasoning.clinical.sirs import SirsResult, sirs
 from reasoning.suggestion import Audience, Explanation, Factor, Severity, Source, Suggestion
@@ -129,7 +128,7 @@ def latest_sirs_readings(observations: list[Observation]) -> dict[str, _Reading]
     return latest
 
 
-class SirsScorer(Scorer):
+class SirsScorer(EncounterScorer):
     """SIRS screen (ACCP/SCCM 1992) for in-progress inpatient and emergency encounters.
 
     Parameters
@@ -184,13 +183,6 @@ class SirsScorer(Scorer):
             If ``as_of`` is naive.
         """
         return self._score(session, as_of=as_of, encounter_ids=None)
-
-    def score_subjects(
-        self, session: Session, subjects: Collection[str], *, as_of: dt.datetime | None = None
-    ) -> list[Suggestion]:
-        """Score only the encounters among ``subjects`` (see :meth:`Scorer.score_subjects`)."""
-        ids = subject_ids(subjects, "Encounter")
-        return self._score(session, as_of=as_of, encounter_ids=ids) if ids else []
 
     def _score(
         self,
