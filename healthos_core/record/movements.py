@@ -22,7 +22,8 @@ from healthos_core.errors import ConflictError, InvalidInputError, NotFoundError
 from healthos_core.fhir.exporter import to_fhir
 from healthos_core.fhir.refs import format_datetime
 from healthos_core.record.entities import Encounter, Location
-from healthos_core.record.service import _as_utc, _aware_utc, _open_encounter, write_resource
+from healthos_core.record.service import _as_utc, _aware_utc, _open_encounter
+from healthos_core.record.write_path import write_resource
 
 __all__ = ["location_history", "transfer"]
 

@@ -39,7 +39,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, defer, joinedload
@@ -47,8 +47,6 @@ from sqlalchemy.orm import Session, defer, joinedload
 from healthos_core.db import Base
 from healthos_core.errors import ConflictError, InvalidInputError, NotFoundError
 from healthos_core.events import EventBus
-from healthos_core.fhir.exporter import to_fhir
-from healthos_core.fhir.importer import Unit, import_unit
 from healthos_core.record.entities import (
     Condition,
     DiagnosticReport,
@@ -63,8 +61,8 @@ from healthos_core.record.entities import (
     Patient,
     PatientIdentifier,
     Procedure,
-    RecordMixin,
 )
+from healthos_core.record.write_path import write_entity
 
 __all__ = [
     "CLOSED_ENCOUNTER_STATUSES",
@@ -122,63 +120,6 @@ def _new_id(entity: type[Base], given: str | None) -> str:
             "from A-Z, a-z, 0-9, '-' and '.'"
         )
     return given
-
-
-_E = TypeVar("_E", bound=RecordMixin)
-
-
-def _write(session: Session, entity: _E, bus: EventBus | None, *, replace: bool = False) -> _E:
-    """Write ``entity`` (transient) through the one write path; return the stored entity.
-
-    The FHIR resource of ``entity`` goes to :func:`~healthos_core.fhir.importer.import_unit`
-    (``origin="live"``). If a row with its id exists: with ``replace`` (a state change of
-    a stored fact, e.g. a discharge) it is updated; otherwise the same content is an
-    idempotent repeat (nothing written or published) and other content a conflict.
-
-    Raises
-    ------
-    ConflictError
-        The id is taken by other content (and not ``replace``).
-    """
-    entity_type = type(entity)
-    resource = to_fhir(entity)
-    stored = session.get(entity_type, entity.id)
-    if stored is not None and not replace:
-        if _comparable(to_fhir(stored)) == _comparable(resource):
-            return stored
-        raise ConflictError(
-            f"{entity_type.__name__}/{entity.id} already exists with other content: "
-            "choose another id"
-        )
-    return write_resource(session, entity_type, resource, bus)
-
-
-def write_resource(
-    session: Session, entity_type: type[_E], resource: dict[str, Any], bus: EventBus | None
-) -> _E:
-    """Write one FHIR resource through the one write path; return its stored entity.
-
-    :func:`~healthos_core.fhir.importer.import_unit` with ``origin="live"``: validated,
-    upserted as the importer maps it, and what it changed published as live events, in a
-    savepoint of the caller's transaction. For library writes whose domain rules the
-    caller has checked (this module, :mod:`healthos_core.record.movements`).
-
-    Raises
-    ------
-    FhirValidationError
-        The resource is not valid FHIR R4 or names a missing resource.
-    """
-    unit = Unit(source=f"{entity_type.__name__}/{resource['id']}", entries=[(None, resource)])
-    import_unit(session, unit, origin="live", bus=bus)
-    written = session.get(entity_type, resource["id"], populate_existing=True)
-    if written is None:  # pragma: no cover - import_unit wrote it or raised
-        raise NotFoundError(f"{entity_type.__name__}/{resource['id']} was not stored")
-    return written
-
-
-def _comparable(resource: dict[str, Any]) -> dict[str, Any]:
-    """Return ``resource`` without what the server sets (``meta``), to compare two writes."""
-    return {k: v for k, v in resource.items() if k != "meta"}
 
 
 def _aware_utc(value: Any, name: str) -> dt.datetime:
@@ -384,7 +325,7 @@ def register_patient(
             for system, value, type_code in rows
         ],
     )
-    return _write(session, patient, None)
+    return write_entity(session, patient, None)
 
 
 def admit(
@@ -469,7 +410,7 @@ def admit(
         period_start=start,
         location_id=location_id,
     )
-    return _write(session, encounter, bus)
+    return write_entity(session, encounter, bus)
 
 
 def record_procedure(
@@ -549,7 +490,7 @@ def record_procedure(
         performed_start=performed_at,
         performed_end=performed_end,
     )
-    return _write(session, procedure, bus)
+    return write_entity(session, procedure, bus)
 
 
 def record_medication_administration(
@@ -648,7 +589,7 @@ def record_medication_administration(
         dose_value=dose,
         dose_unit=dose_unit,
     )
-    return _write(session, administration, bus)
+    return write_entity(session, administration, bus)
 
 
 def _components(components: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]] | None:
@@ -776,7 +717,7 @@ def record_observation(
         value_code=value_code,
         components=parts,
     )
-    return _write(session, observation, bus)
+    return write_entity(session, observation, bus)
 
 
 def discharge(
@@ -828,7 +769,7 @@ def discharge(
     finished.status = "finished"
     finished.period_end = end
     finished.discharge_disposition = disposition
-    return _write(session, finished, bus, replace=True)
+    return write_entity(session, finished, bus, replace=True)
 
 
 # --------------------------------------------------------------------------- reads
