@@ -1,0 +1,28 @@
+"""Queue model of HealthOS's queue points: Erlang C, ciw simulation, rates, roster what-if.
+
+Plain data in, plain data out: nothing here reads the record, so the caller (the bottleneck
+scorer) wires it to ``healthos_core.operations``. See ``docs/operations.md`` (Queue model).
+"""
+
+from reasoning.queues.erlang import ErlangCResult, erlang_b, erlang_c, smallest_servers
+from reasoning.queues.errors import QueueInputError
+from reasoning.queues.simulation import (
+    Estimate,
+    Scenario,
+    SimulationResult,
+    TriageClass,
+    simulate,
+)
+
+__all__ = [
+    "ErlangCResult",
+    "Estimate",
+    "QueueInputError",
+    "Scenario",
+    "SimulationResult",
+    "TriageClass",
+    "erlang_b",
+    "erlang_c",
+    "simulate",
+    "smallest_servers",
+]
