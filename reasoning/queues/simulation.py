@@ -25,6 +25,7 @@ is not noise). Each figure comes with a Student-t confidence interval across rep
 from __future__ import annotations
 
 import math
+import random
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -100,6 +101,10 @@ class Scenario:
         their wait so far (censored, reported in :attr:`SimulationResult.censored`).
     classes : tuple of TriageClass, default=(TriageClass("all"),)
         The patient classes.
+    service_rates : tuple of float or None, default=None
+        μ per period when it varies by period (a service starting in a period uses that
+        period's rate; the warm-up the first's, the cool-down the last's); overrides
+        ``service_rate``.
     """
 
     arrival_rates: tuple[float, ...]
@@ -109,6 +114,7 @@ class Scenario:
     warmup: float = 0.0
     cooldown: float | None = None
     classes: tuple[TriageClass, ...] = field(default=(TriageClass("all"),))
+    service_rates: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         """Check the scenario, raising :class:`QueueInputError` naming the field."""
@@ -117,6 +123,13 @@ class Scenario:
         for rate in self.arrival_rates:
             check_nonnegative("arrival_rates", rate)
         check_positive("service_rate", self.service_rate)
+        if self.service_rates is not None:
+            if len(self.service_rates) != len(self.arrival_rates):
+                raise QueueInputError(
+                    "service_rates", self.service_rates, "needs one entry per period"
+                )
+            for rate in self.service_rates:
+                check_positive("service_rates", rate)
         if len(self.servers) != len(self.arrival_rates):
             raise QueueInputError(
                 "servers", self.servers, "needs one entry per period of arrival_rates"
@@ -247,6 +260,23 @@ class _Replication:
     rostered_time: float  # server-time on duty within the horizon
 
 
+class _PeriodExponential(ciw.dists.Distribution):  # type: ignore[misc]
+    """Exponential service whose rate is the one of the period the service starts in."""
+
+    def __init__(self, rates: tuple[float, ...], period: float, offset: float) -> None:
+        self.rates = rates
+        self.period = period
+        self.offset = offset
+
+    def __repr__(self) -> str:
+        return "PeriodExponential"
+
+    def sample(self, t: float = 0.0, ind: object = None) -> float:
+        index = min(max(int((t - self.offset) // self.period), 0), len(self.rates) - 1)
+        # ciw's own Exponential samples with the random module that ciw.seed seeds.
+        return random.expovariate(self.rates[index])
+
+
 def _class_name(index: int) -> str:
     return f"Class {index}"
 
@@ -296,7 +326,11 @@ def _network(scenario: Scenario, run_end: float) -> Any:
                 max_sample_date=scenario.warmup + scenario.horizon,
             )
         arrivals[name] = [dist]
-        services[name] = [ciw.dists.Exponential(rate=scenario.service_rate)]
+        services[name] = [
+            ciw.dists.Exponential(rate=scenario.service_rate)
+            if scenario.service_rates is None
+            else _PeriodExponential(scenario.service_rates, scenario.period, scenario.warmup)
+        ]
         reneging[name] = [
             None
             if cls.mean_patience is None
@@ -381,7 +415,7 @@ def _mean(values: Sequence[float]) -> float:
     return statistics.fmean(values) if values else math.nan
 
 
-def _summarise(
+def summarise(
     scenario: Scenario,
     replications: Sequence[_Replication],
     *,
@@ -438,6 +472,22 @@ def _summarise(
         replications=len(replications),
         seed=seed,
         confidence=confidence,
+    )
+
+
+def window_mean_wait(
+    replications: Sequence[_Replication], low: float, high: float, confidence: float
+) -> Estimate:
+    """Return the mean wait of patients seen who arrived in ``[low, high)``, with its interval.
+
+    ``low`` and ``high`` are times from the horizon's start; Student-t across replications.
+    """
+    return _estimate(
+        [
+            _mean([p.wait for p in r.patients if not p.reneged and low <= p.arrival < high])
+            for r in replications
+        ],
+        confidence,
     )
 
 
@@ -504,4 +554,4 @@ def simulate(
         check_nonnegative("target_wait", target_wait)
     check_share("confidence", confidence)
     reps = run_replications(scenario, replications=replications, seed=seed)
-    return _summarise(scenario, reps, target_wait=target_wait, seed=seed, confidence=confidence)
+    return summarise(scenario, reps, target_wait=target_wait, seed=seed, confidence=confidence)
