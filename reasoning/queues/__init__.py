@@ -6,6 +6,21 @@ scorer) wires it to ``healthos_core.operations``. See ``docs/operations.md`` (Qu
 
 from reasoning.queues.erlang import ErlangCResult, erlang_b, erlang_c, smallest_servers
 from reasoning.queues.errors import QueueInputError
+from reasoning.queues.estimation import (
+    HourlyEstimate,
+    ProfileHour,
+    TicketLike,
+    estimate_hourly,
+    hourly_profile,
+)
+from reasoning.queues.roster import (
+    HourProjection,
+    RosterChange,
+    RosterRecommendation,
+    RosterVerification,
+    recommend_roster_change,
+    verify_by_simulation,
+)
 from reasoning.queues.simulation import (
     Estimate,
     Scenario,
@@ -17,12 +32,23 @@ from reasoning.queues.simulation import (
 __all__ = [
     "ErlangCResult",
     "Estimate",
+    "HourProjection",
+    "HourlyEstimate",
+    "ProfileHour",
     "QueueInputError",
+    "RosterChange",
+    "RosterRecommendation",
+    "RosterVerification",
     "Scenario",
     "SimulationResult",
+    "TicketLike",
     "TriageClass",
     "erlang_b",
     "erlang_c",
+    "estimate_hourly",
+    "hourly_profile",
+    "recommend_roster_change",
     "simulate",
     "smallest_servers",
+    "verify_by_simulation",
 ]

@@ -248,7 +248,7 @@ def smallest_servers(
     recursion, so the cost is O(answer). Both criteria improve monotonically with ``c``.
     Source of the staffing rule: Gross et al. (2008) §2.3; the service-level form is the
     standard call-centre "Erlang C staffing" (e.g. G. Koole, *Call Center Optimization*,
-    MG books 2013, ch. 5).
+    MG Books, 2013).
     """
     lam = check_nonnegative("arrival_rate", arrival_rate)
     mu = check_positive("service_rate", service_rate)
