@@ -10,7 +10,7 @@ properties of waiting lines", *Journal of the Operations Research Society of Ame
 1955), so the runs near ρ = 1 are the long ones.
 
 Run: ``python -m bench.erlang_vs_ciw [--replications N] [--scale X]`` (``--scale`` multiplies
-every run length; 1.0 takes about two minutes on the project machine).
+every run length; 1.0 takes about three minutes on the project machine).
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ SETTINGS: list[tuple[str, float, float, int, float, float]] = [
 ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replications", type=int, default=10)
     parser.add_argument("--scale", type=float, default=1.0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print("machine:", describe())
     print(f"replications: {args.replications}, run-length scale: {args.scale}, seeds 0..")
     header = (
