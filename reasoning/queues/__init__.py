@@ -18,7 +18,9 @@ from reasoning.queues.roster import (
     RosterChange,
     RosterRecommendation,
     RosterVerification,
+    SimulatedChange,
     recommend_roster_change,
+    smallest_change_by_simulation,
     verify_by_simulation,
 )
 from reasoning.queues.simulation import (
@@ -40,6 +42,7 @@ __all__ = [
     "RosterRecommendation",
     "RosterVerification",
     "Scenario",
+    "SimulatedChange",
     "SimulationResult",
     "TicketLike",
     "TriageClass",
@@ -49,6 +52,7 @@ __all__ = [
     "hourly_profile",
     "recommend_roster_change",
     "simulate",
+    "smallest_change_by_simulation",
     "smallest_servers",
     "verify_by_simulation",
 ]

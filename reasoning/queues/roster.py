@@ -12,7 +12,10 @@ span every short hour and add at least the largest shortfall).
 
 SIPP ignores the queue an hour hands to the next one, which is why
 :func:`verify_by_simulation` runs the day in ``ciw`` (time-varying arrivals, the roster as a
-``ciw.Schedule``) before and after the change with common random numbers.
+``ciw.Schedule``) before and after the change with common random numbers, and why
+:func:`smallest_change_by_simulation` searches the blocks no larger than Erlang C's for the
+smallest that meets the target in simulation (SIPP is conservative when hours are short
+against the service time).
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ __all__ = [
     "RosterChange",
     "RosterRecommendation",
     "RosterVerification",
+    "SimulatedChange",
     "recommend_roster_change",
+    "smallest_change_by_simulation",
     "verify_by_simulation",
 ]
 
@@ -264,6 +269,20 @@ def recommend_roster_change(
     )
 
 
+def _scenario(
+    hours: Sequence[HourProjection], servers: tuple[int, ...], warmup_minutes: float
+) -> Scenario:
+    """Build the horizon as a ciw scenario in minutes: hourly λ, μ and servers."""
+    return Scenario(
+        arrival_rates=tuple(h.arrival_rate / 60 for h in hours),
+        service_rate=hours[0].service_rate / 60,
+        service_rates=tuple(h.service_rate / 60 for h in hours),
+        servers=servers,
+        period=60.0,
+        warmup=warmup_minutes,
+    )
+
+
 @dataclass(frozen=True)
 class RosterVerification:
     """The roster what-if simulated in ``ciw``, before and after, waits in minutes.
@@ -297,7 +316,8 @@ def verify_by_simulation(
     """Simulate the horizon before and after the recommended change with ``ciw``.
 
     Time-varying Poisson arrivals (``ciw.dists.PoissonIntervals``, one rate per hour), the
-    roster as a ``ciw.Schedule`` (servers per hour, non-pre-emptive), exponential service;
+    roster as a ``ciw.Schedule`` (servers per hour; see :mod:`~reasoning.queues.simulation`),
+    exponential service;
     the unit is minutes. The point opens empty at the first horizon hour unless
     ``warmup_minutes`` simulates the first hour's conditions before it.
 
@@ -323,7 +343,6 @@ def verify_by_simulation(
         If ``replications`` is not an integer >= 1 or ``warmup_minutes`` is negative.
     """
     hours = recommendation.hours
-    rates = tuple(h.arrival_rate / 60 for h in hours)
     first = hours[0].hour
     change = recommendation.change
     window = (change.start_hour, change.end_hour) if change else (first, hours[-1].hour + 1)
@@ -333,14 +352,7 @@ def verify_by_simulation(
         tuple(h.servers_before for h in hours),
         tuple(h.servers_after for h in hours),
     ):
-        scenario = Scenario(
-            arrival_rates=rates,
-            service_rate=hours[0].service_rate / 60,
-            service_rates=tuple(h.service_rate / 60 for h in hours),
-            servers=servers,
-            period=60.0,
-            warmup=warmup_minutes,
-        )
+        scenario = _scenario(hours, servers, warmup_minutes)
         reps = run_replications(scenario, replications=replications, seed=seed)
         result = summarise(
             scenario,
@@ -352,3 +364,94 @@ def verify_by_simulation(
         results.append((result, window_mean_wait(reps, low, high, confidence)))
     (before, window_before), (after, window_after) = results
     return RosterVerification(before, after, window_before, window_after, window)
+
+
+@dataclass(frozen=True)
+class SimulatedChange:
+    """The smallest block of extra servers that meets the target in simulation.
+
+    Attributes
+    ----------
+    change : RosterChange or None
+        None when the current roster already meets the target in simulation.
+    roster_after : dict of int to int
+        Servers per horizon hour with the change.
+    result : SimulationResult
+        The simulated horizon with the change (``wait_by_period`` per hour, minutes).
+    meets_target : bool
+        Whether every hour's simulated mean wait is within the target (False only when
+        even Erlang C's block does not meet it in simulation; it is then returned).
+    candidates : int
+        How many rosters were simulated.
+    """
+
+    change: RosterChange | None
+    roster_after: dict[int, int]
+    result: SimulationResult
+    meets_target: bool
+    candidates: int
+
+
+def smallest_change_by_simulation(
+    recommendation: RosterRecommendation,
+    *,
+    replications: int = 20,
+    seed: int = 0,
+    warmup_minutes: float = 0.0,
+    confidence: float = 0.95,
+) -> SimulatedChange:
+    """Search, by simulation, the smallest block no larger than Erlang C's that meets the target.
+
+    SIPP (Erlang C hour by hour) is conservative when hours are short against the service
+    time, so a smaller block may do. Candidates are the current roster, then every block
+    ``(start, end, k)`` inside the horizon with ``k`` up to Erlang C's ``servers_added`` and at
+    most its server-hours, in increasing server-hours (then fewer servers, then earlier); the
+    first whose simulated mean wait is within the target in every hour (an hour without
+    patients counts as met) is returned. Erlang C's own block is the last candidate.
+
+    Parameters
+    ----------
+    recommendation : RosterRecommendation
+        From :func:`recommend_roster_change`.
+    replications, seed, warmup_minutes, confidence
+        As :func:`verify_by_simulation`; every candidate uses the same seeds.
+
+    Returns
+    -------
+    SimulatedChange
+
+    Raises
+    ------
+    QueueInputError
+        If ``replications`` is not an integer >= 1 or ``warmup_minutes`` is negative.
+    """
+    hours = recommendation.hours
+    first, target = hours[0].hour, recommendation.target_wait_minutes
+    before = {h.hour: h.servers_before for h in hours}
+    erlang = recommendation.change
+    candidates: list[RosterChange | None] = [None]
+    if erlang is not None:
+        blocks = [
+            RosterChange(first + start, first + end, added)
+            for start in range(len(hours))
+            for end in range(start + 1, len(hours) + 1)
+            for added in range(1, erlang.servers_added + 1)
+        ]
+        blocks = [b for b in blocks if b.server_hours <= erlang.server_hours and b != erlang]
+        blocks.sort(key=lambda b: (b.server_hours, b.servers_added, b.start_hour))
+        candidates += [*blocks, erlang]
+    chosen: SimulatedChange | None = None
+    for tried, candidate in enumerate(candidates, start=1):
+        after = dict(before)
+        if candidate is not None:
+            for hour in range(candidate.start_hour, candidate.end_hour):
+                after[hour] += candidate.servers_added
+        scenario = _scenario(hours, tuple(after[h.hour] for h in hours), warmup_minutes)
+        reps = run_replications(scenario, replications=replications, seed=seed)
+        result = summarise(scenario, reps, target_wait=target, seed=seed, confidence=confidence)
+        meets = all(math.isnan(e.mean) or e.mean <= target for e in result.wait_by_period)
+        chosen = SimulatedChange(candidate, after, result, meets, tried)
+        if meets:
+            return chosen
+    assert chosen is not None  # noqa: S101 - candidates always holds the current roster
+    return chosen

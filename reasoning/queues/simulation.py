@@ -8,8 +8,10 @@ open-source discrete event simulation library", *Journal of Simulation* 13(1), 2
 
 * time-varying Poisson arrivals, one rate per period: ``ciw.dists.PoissonIntervals``
   (a single period gives plain ``ciw.dists.Exponential`` inter-arrival times);
-* the roster, servers per period: ``ciw.Schedule`` (non-pre-emptive: a server going off duty
-  finishes the patient in hand, as a clinician does);
+* the roster, servers per period: ``ciw.Schedule``, pre-emptive with ``"resume"`` (at a
+  change the patient in hand goes on with a server of the new shift, remaining time kept; ciw
+  replaces the whole set of servers at a shift end, so non-pre-emptive shifts would leave
+  every old server finishing in overtime beside the new shift, capacity no roster adds);
 * triage classes with priorities (``priority_classes``; lower number served first,
   non-pre-emptive) and a share of the arrivals each;
 * reneging, a patient leaving without being seen after an exponential patience
@@ -213,8 +215,7 @@ class SimulationResult:
     within_target : Estimate or None
         Share of those patients seen within ``target_wait`` (None without a target).
     utilization : Estimate
-        Busy server-time ÷ rostered server-time over the horizon (may slightly exceed 1:
-        a server finishing a patient after going off duty works overtime).
+        Busy server-time ÷ rostered server-time over the horizon.
     left_without_being_seen : Estimate
         Share of arrivals who reneged.
     arrivals : Estimate
@@ -299,13 +300,25 @@ def _network(scenario: Scenario, run_end: float) -> Any:
         servers_list = servers_list[1:]
     stationary = len(set(scenario.arrival_rates)) == 1
     fixed_servers = len(set(scenario.servers)) == 1 and scenario.servers[0] > 0
-    number_of_servers: Any = (
-        scenario.servers[0]
-        if fixed_servers
-        else ciw.Schedule(
-            numbers_of_servers=servers_list, shift_end_dates=[*ends[:-1], ends[-1] + 1.0]
+    number_of_servers: Any = scenario.servers[0]
+    if not fixed_servers:
+        # ciw starts a fresh set of servers at every shift end, so equal consecutive shifts
+        # are merged; and a shift change is pre-emptive with "resume" (the patient in hand
+        # goes on with the next server, remaining time kept): non-pre-emptive, every server
+        # of the old shift would finish in overtime beside the whole new shift, adding
+        # capacity a roster change does not add.
+        counts: list[int] = []
+        shift_ends: list[float] = []
+        for count, shift_end in zip(servers_list, ends, strict=True):
+            if counts and counts[-1] == count:
+                shift_ends[-1] = shift_end
+            else:
+                counts.append(count)
+                shift_ends.append(shift_end)
+        shift_ends[-1] += 1.0  # past the run's end: the cycle never restarts
+        number_of_servers = ciw.Schedule(
+            numbers_of_servers=counts, shift_end_dates=shift_ends, preemption="resume"
         )
-    )
     arrivals: dict[str, list[Any]] = {}
     services: dict[str, list[Any]] = {}
     reneging: dict[str, list[Any]] = {}
@@ -368,45 +381,40 @@ def _replicate(scenario: Scenario, seed: int) -> _Replication:
     names = {_class_name(i): c.name for i, c in enumerate(scenario.classes)}
     patients: list[_Patient] = []
     busy = 0.0
-    for record in simulation.get_all_records():
-        if record.record_type == "service":
-            busy += _overlap(record.service_start_date, record.service_end_date, begin, end)
-        if not begin <= record.arrival_date < end:
+    # Per patient: a roster change interrupts services (pre-emptive "resume" schedule), so a
+    # patient may have several service records; the wait ends at the first service start.
+    for individual in simulation.get_all_individuals():
+        records = individual.data_records
+        starts: list[float] = []
+        for record in records:
+            if record.record_type == "service":
+                starts.append(record.service_start_date)
+                busy += _overlap(record.service_start_date, record.service_end_date, begin, end)
+            elif record.record_type == "interrupted service":
+                starts.append(record.service_start_date)
+                busy += _overlap(record.service_start_date, record.exit_date, begin, end)
+        in_service = individual.node == 1 and bool(individual.server)
+        if in_service:
+            starts.append(individual.service_start_date)
+            busy += _overlap(individual.service_start_date, run_end, begin, end)
+        arrival = records[0].arrival_date if records else individual.arrival_date
+        if not begin <= arrival < end:
             continue
+        reneged = any(r.record_type == "renege" for r in records)
+        seen = bool(starts)
+        wait = min(starts) - arrival if seen else run_end - arrival
+        if reneged:
+            wait = next(r.waiting_time for r in records if r.record_type == "renege")
         patients.append(
             _Patient(
-                arrival=record.arrival_date - begin,
-                wait=record.waiting_time,
-                seen=record.record_type == "service",
-                reneged=record.record_type == "renege",
-                cls=names[record.customer_class],
+                arrival=arrival - begin,
+                wait=wait,
+                seen=seen,
+                reneged=reneged,
+                cls=names[individual.original_class],
             )
         )
-    node = simulation.transitive_nodes[0]
-    for individual in node.all_individuals:
-        if individual.server:  # in service at the end: busy until the end
-            busy += _overlap(individual.service_start_date, run_end, begin, end)
-            started_wait = individual.service_start_date - individual.arrival_date
-            if begin <= individual.arrival_date < end:
-                patients.append(
-                    _Patient(
-                        individual.arrival_date - begin,
-                        started_wait,
-                        True,
-                        False,
-                        names[individual.customer_class],
-                    )
-                )
-        elif begin <= individual.arrival_date < end:
-            patients.append(
-                _Patient(
-                    individual.arrival_date - begin,
-                    run_end - individual.arrival_date,
-                    False,
-                    False,
-                    names[individual.customer_class],
-                )
-            )
+    patients.sort(key=lambda p: p.arrival)
     rostered = sum(scenario.servers) * scenario.period
     return _Replication(tuple(patients), busy, rostered)
 

@@ -8,7 +8,11 @@ import pytest
 
 from reasoning.queues import QueueInputError, erlang_c
 from reasoning.queues.estimation import ProfileHour
-from reasoning.queues.roster import recommend_roster_change, verify_by_simulation
+from reasoning.queues.roster import (
+    recommend_roster_change,
+    smallest_change_by_simulation,
+    verify_by_simulation,
+)
 
 # An OPD clinic, 08:00-14:00: patients per hour peak at 10-12; 15-minute consultations.
 ARRIVALS = {8: 4.0, 9: 8.0, 10: 14.0, 11: 14.0, 12: 9.0, 13: 4.0}
@@ -119,3 +123,25 @@ def test_bad_arguments_are_named(kwargs: dict[str, object], name: str) -> None:
     with pytest.raises(QueueInputError) as caught:
         recommend_roster_change(**args)  # type: ignore[arg-type]
     assert caught.value.parameter == name
+
+
+def test_simulation_finds_a_block_no_larger_than_erlang_c() -> None:
+    rec = recommend_roster_change(PROFILE, ROSTER, TARGET, horizon=HORIZON)
+    assert rec.change is not None
+    found = smallest_change_by_simulation(rec, replications=10, seed=5)
+    assert found.meets_target
+    assert found.change is not None  # the current roster is unstable at the peak
+    assert found.change.server_hours <= rec.change.server_hours
+    assert all(e.mean <= TARGET for e in found.result.wait_by_period)
+    for hour, servers in found.roster_after.items():
+        inside = found.change.start_hour <= hour < found.change.end_hour
+        assert servers == ROSTER[hour] + (found.change.servers_added if inside else 0)
+    assert found.candidates >= 2
+
+
+def test_simulation_keeps_a_roster_that_already_meets_the_target() -> None:
+    rec = recommend_roster_change(PROFILE, dict.fromkeys(HORIZON, 6), TARGET, horizon=HORIZON)
+    found = smallest_change_by_simulation(rec, replications=5)
+    assert found.change is None
+    assert found.meets_target
+    assert found.candidates == 1

@@ -132,3 +132,14 @@ def test_simulate_rejects_bad_arguments() -> None:
 def test_docstring_example_runs() -> None:
     failures, _ = doctest.testmod(simulation_module)
     assert failures == 0
+
+
+def test_a_roster_change_adds_only_the_servers_it_adds() -> None:
+    # ciw starts a fresh set of servers at each shift end; the hours before a change must
+    # not gain overtime capacity. Same seeds, same arrivals and service times: the first
+    # six hours wait exactly as with a fixed roster of 3 (the change is only at hour 8).
+    rates = (0.08, 0.12, 0.16, 0.16, 0.12, 0.08, 0.08, 0.08, 0.08)
+    fixed = simulate(Scenario(rates, 1 / 20, (3,) * 9, period=60.0), replications=6)
+    changed = simulate(Scenario(rates, 1 / 20, (3,) * 8 + (4,), period=60.0), replications=6)
+    assert changed.wait_by_period[:6] == fixed.wait_by_period[:6]
+    assert changed.arrivals == fixed.arrivals
