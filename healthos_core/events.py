@@ -40,13 +40,16 @@ from sqlalchemy.orm import Session
 
 from healthos_core.errors import InvalidInputError
 from healthos_core.record.entities import (
+    Appointment,
     Encounter,
     MedicationAdministration,
     Observation,
     Procedure,
+    Task,
 )
 
 __all__ = [
+    "AppointmentChanged",
     "ClinicalEvent",
     "EncounterFinished",
     "EncounterStarted",
@@ -56,6 +59,7 @@ __all__ = [
     "ObservationRecorded",
     "Origin",
     "ProcedurePerformed",
+    "QueueTicketChanged",
     "default_bus",
 ]
 
@@ -80,7 +84,9 @@ class ClinicalEvent:
     origin: Origin = "live"
 
     @property
-    def entity(self) -> Encounter | Procedure | MedicationAdministration | Observation:
+    def entity(
+        self,
+    ) -> Encounter | Procedure | MedicationAdministration | Observation | Task | Appointment:
         """The record entity the event is about (implemented by each event type)."""
         raise NotImplementedError  # pragma: no cover - every concrete event overrides it
 
@@ -179,6 +185,47 @@ class ObservationRecorded(ClinicalEvent):
     def entity(self) -> Observation:
         """The observation."""
         return self.observation
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueTicketChanged(ClinicalEvent):
+    """A queue ticket (FHIR Task ``queue-ticket``) was created or moved on.
+
+    Published by the one write path for every new or changed ticket: arrival, called,
+    service start, service end, left without being seen (``docs/operations.md``). The
+    outbox records it with the queue point (``Location/<id>``) as its subject, for the
+    queue-bottleneck scorer.
+
+    Attributes
+    ----------
+    ticket : Task
+        The flushed ticket.
+    """
+
+    ticket: Task
+
+    @property
+    def entity(self) -> Task:
+        """The ticket."""
+        return self.ticket
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppointmentChanged(ClinicalEvent):
+    """An Appointment was booked or its status changed (arrived, fulfilled, noshow …).
+
+    Attributes
+    ----------
+    appointment : Appointment
+        The flushed appointment; the outbox's subject is its clinic ``Location/<id>``.
+    """
+
+    appointment: Appointment
+
+    @property
+    def entity(self) -> Appointment:
+        """The appointment."""
+        return self.appointment
 
 
 E = TypeVar("E", bound=ClinicalEvent)

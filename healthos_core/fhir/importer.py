@@ -60,6 +60,7 @@ from healthos_core.billing.entities import ClaimDiagnosis, ClaimItem
 from healthos_core.db import session_scope, upsert_insert, utcnow
 from healthos_core.errors import FhirValidationError, HealthOSError, InvalidInputError
 from healthos_core.events import (
+    AppointmentChanged,
     ClinicalEvent,
     EncounterFinished,
     EncounterStarted,
@@ -68,6 +69,7 @@ from healthos_core.events import (
     ObservationRecorded,
     Origin,
     ProcedurePerformed,
+    QueueTicketChanged,
     default_bus,
 )
 from healthos_core.fhir.mapping import (
@@ -79,11 +81,13 @@ from healthos_core.fhir.mapping import (
 )
 from healthos_core.fhir.refs import parse_ref
 from healthos_core.record.entities import (
+    Appointment,
     Encounter,
     MedicationAdministration,
     Observation,
     PatientIdentifier,
     Procedure,
+    Task,
 )
 
 SUFFIXES = (".json", ".ndjson", ".json.gz", ".ndjson.gz", ".jsonl", ".jsonl.gz")
@@ -168,6 +172,8 @@ DEPENDENCY_ORDER = (
     "DiagnosticReport",
     "Immunization",
     "AllergyIntolerance",
+    "Appointment",
+    "Task",
     "ChargeItem",
     "Claim",
     "ExplanationOfBenefit",
@@ -596,12 +602,14 @@ def _check_origin(origin: str) -> None:
 
 #: Entities of the clinical resource types whose import publishes live events, in the
 #: order their events go out (a visit before what happened during it).
-_EventEntity = Encounter | Procedure | MedicationAdministration | Observation
+_EventEntity = Encounter | Procedure | MedicationAdministration | Observation | Task | Appointment
 _EVENT_ENTITIES: tuple[type[_EventEntity], ...] = (
     Encounter,
     Procedure,
     MedicationAdministration,
     Observation,
+    Task,
+    Appointment,
 )
 
 
@@ -661,6 +669,10 @@ def _events_of(
         return [ProcedurePerformed(procedure=entity, origin="live")]
     if isinstance(entity, MedicationAdministration):
         return [MedicationAdministered(administration=entity, origin="live")]
+    if isinstance(entity, Task):
+        return [QueueTicketChanged(ticket=entity, origin="live")]
+    if isinstance(entity, Appointment):
+        return [AppointmentChanged(appointment=entity, origin="live")]
     return [ObservationRecorded(observation=entity, origin="live")]
 
 
