@@ -1,7 +1,9 @@
 """Operations in the record: queue points, queue tickets, Appointments and the bed census.
 
 ``docs/operations.md`` ("Queues and beds in the record"). The functions are in
-:mod:`healthos_core.operations.queues` and :mod:`healthos_core.operations.beds` and are
+:mod:`~healthos_core.operations.queues` (queue points, rosters, tickets),
+:mod:`~healthos_core.operations.appointments`, :mod:`~healthos_core.operations.board`
+(``queue_status``, ``ticket_times``) and :mod:`~healthos_core.operations.beds`, and are
 re-exported here lazily (the FHIR mapping imports :mod:`healthos_core.operations.codes`,
 so importing this package must not import the write path).
 """
@@ -12,17 +14,17 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "QueuePointStatus": "queues",
-    "TicketTimes": "queues",
+    "QueuePointStatus": "board",
+    "TicketTimes": "board",
     "create_queue_point": "queues",
     "set_roster": "queues",
     "servers_at": "queues",
     "create_ticket": "queues",
     "advance_ticket": "queues",
-    "book_appointment": "queues",
-    "set_appointment_status": "queues",
-    "queue_status": "queues",
-    "ticket_times": "queues",
+    "book_appointment": "appointments",
+    "set_appointment_status": "appointments",
+    "queue_status": "board",
+    "ticket_times": "board",
     "BedPool": "beds",
     "create_ward": "beds",
     "create_bed": "beds",

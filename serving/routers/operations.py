@@ -34,14 +34,13 @@ from healthos_core.access import (
     QUEUE_TICKET_WRITERS,
 )
 from healthos_core.fhir.refs import parse_as_of
+from healthos_core.operations.appointments import book_appointment, set_appointment_status
 from healthos_core.operations.beds import bed_census, set_bed_status
+from healthos_core.operations.board import queue_status
 from healthos_core.operations.queues import (
     advance_ticket,
-    book_appointment,
     create_queue_point,
     create_ticket,
-    queue_status,
-    set_appointment_status,
     set_roster,
 )
 from serving.deps import SessionDep, require_roles

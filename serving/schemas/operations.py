@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from healthos_core.operations import codes as ops
 from healthos_core.operations.beds import BedPool
-from healthos_core.operations.queues import QUEUE_STATE, QueuePointStatus
+from healthos_core.operations.board import QueuePointStatus
+from healthos_core.operations.queues import QUEUE_STATE
 from healthos_core.record.entities import Appointment, Location, Task
 from serving.schemas.clinical import ClinicalTime, FhirId, Text
 from serving.schemas.common import IsoDate, IsoDateTime

@@ -20,17 +20,15 @@ from healthos_core.errors import ConflictError, InvalidInputError, NotFoundError
 from healthos_core.fhir.exporter import export_patient, to_fhir
 from healthos_core.fhir.importer import import_document, validate_resource
 from healthos_core.operations import codes as ops
+from healthos_core.operations.appointments import book_appointment, set_appointment_status
+from healthos_core.operations.board import queue_status, ticket_times
 from healthos_core.operations.entities import QueueRoster
 from healthos_core.operations.queues import (
     advance_ticket,
-    book_appointment,
     create_queue_point,
     create_ticket,
-    queue_status,
     servers_at,
-    set_appointment_status,
     set_roster,
-    ticket_times,
 )
 from healthos_core.outbox import OutboxEvent, mark_done
 from healthos_core.record.entities import Appointment, Location, Task

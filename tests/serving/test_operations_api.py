@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from healthos_core.db import session_scope
+from healthos_core.operations import codes as ops
 from healthos_core.outbox import OutboxEvent
 from healthos_core.settings import Settings
 from tests.conftest import table_counts
@@ -382,3 +383,30 @@ def test_roster_and_queue_board_bad_input(client: TestClient, engine: Engine) ->
         422,
     )
     assert problem["errors"][0]["loc"] == ["query", "at"]
+
+
+def test_a_ticket_posted_over_fhir_takes_the_same_path(
+    client: TestClient, session_factory: sessionmaker[Session]
+) -> None:
+    queue_point(client, id="pharmacy", service="pharmacy", name="Pharmacy")
+    task = {
+        "resourceType": "Task",
+        "status": "requested",
+        "intent": "order",
+        "priority": "routine",
+        "code": {"coding": [{"system": ops.TASK_CODE_SYSTEM, "code": ops.QUEUE_TICKET}]},
+        "for": {"reference": "Patient/p2"},
+        "location": {"reference": "Location/pharmacy"},
+        "authoredOn": iso(0),
+    }
+    created = client.post(
+        "/fhir/Task", json=task, headers={**auth("nurse"), "Content-Type": "application/fhir+json"}
+    )
+    assert created.status_code == 201, created.text
+    board = client.get(f"{API}/queues", params={"at": iso(25)}, headers=auth("operations"))
+    (point,) = board.json()["queue_points"]
+    assert (point["id"], point["waiting"], point["longest_wait_minutes"]) == ("pharmacy", 1, 25.0)
+    assert point["breaching"] is False  # target 30
+    with session_scope(session_factory) as session:
+        events = [(e.event_type, e.subject) for e in session.scalars(select(OutboxEvent))]
+    assert events == [("QueueTicketChanged", "Location/pharmacy")]
