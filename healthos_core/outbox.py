@@ -76,7 +76,8 @@ class OutboxEvent(Base):
         ``"Type/id"`` of the entity the event is about (``"Observation/…"``).
     subject : str or None
         ``"Type/id"`` of what the scorers score (``"Encounter/…"`` for clinical events,
-        ``"Claim/…"`` for claims); ``None`` when the entity belongs to none.
+        ``"Claim/…"`` for claims, the queue point's ``"Location/…"`` for queue tickets and
+        Appointments); ``None`` when the entity belongs to none.
     patient_id : str or None
         The patient (id without ``"Patient/"``).
     code : str or None

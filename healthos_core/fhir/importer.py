@@ -19,7 +19,9 @@ written, what it changed is published as ``live`` events on the bus (default
 its ChargeItems there: a new Encounter (:class:`~healthos_core.events.EncounterStarted`, and
 :class:`~healthos_core.events.EncounterFinished` when it arrives finished), an Encounter that
 became finished (``EncounterFinished``), a new or amended Procedure, MedicationAdministration
-or Observation. The same content written again publishes nothing (:func:`stored_states`).
+or Observation, a new or changed queue ticket (Task: ``QueueTicketChanged``) or Appointment
+(``AppointmentChanged``). The same content written again publishes nothing
+(:func:`stored_states`).
 
 Import hooks (:func:`register_import_hook`) run for every unit whatever its origin;
 remittance posting is one, installed by :func:`healthos_core.wiring.wire_live_path`
