@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from statistics import fmean
 from typing import Final
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from healthos_core.errors import InvalidInputError
@@ -22,6 +22,8 @@ from healthos_core.record.service import _aware_utc
 
 __all__ = ["CURRENT_WAIT_WINDOW", "QueuePointStatus", "TicketTimes", "queue_status", "ticket_times"]
 
+#: Task statuses of tickets that never queued (entered in error, refused, never issued).
+_NOT_QUEUED: Final = ("entered-in-error", "rejected", "draft")
 #: Window of "current wait": tickets whose service started in the hour before ``at``.
 CURRENT_WAIT_WINDOW: Final = dt.timedelta(hours=1)
 
@@ -87,7 +89,8 @@ def queue_status(
     """Return every queue point's waits at ``at`` (an as-of read of the tickets' times).
 
     Two queries for the points and their tickets, one for the rosters. A ticket waits at
-    ``at`` from its arrival until its service starts or it leaves; it is in service from
+    ``at`` from its arrival until its service starts or it leaves (a ticket cancelled
+    without a leaving time, or entered in error, is not counted); it is in service from
     the start until the end. ``current_wait_minutes`` is the mean arrival → start of the
     tickets started in the hour before ``at`` (the wait a patient arriving now can
     expect, as the NHS "time to be seen" statistics report it); ``breaching`` is true
@@ -127,7 +130,8 @@ def queue_status(
             Task.location_id.in_(ids),
             Task.code == ops.QUEUE_TICKET,
             Task.arrived_at <= at,
-            or_(Task.left_at.is_(None), Task.left_at > at),
+            Task.status.not_in(_NOT_QUEUED),
+            or_(and_(Task.left_at.is_(None), Task.status != "cancelled"), Task.left_at > at),
             or_(
                 Task.service_started_at.is_(None),
                 Task.service_started_at > since,
@@ -184,6 +188,8 @@ def ticket_times(
 ) -> list[TicketTimes]:
     """Return the times of the queue tickets that arrived in ``[since, until)``, one query.
 
+    Tickets entered in error (or rejected, or drafts) are left out.
+
     The input of the queue model (arrival and service rates per hour).
 
     Parameters
@@ -219,6 +225,7 @@ def ticket_times(
         Task.left_at,
     ).where(
         Task.code == ops.QUEUE_TICKET,
+        Task.status.not_in(_NOT_QUEUED),
         Task.arrived_at >= since,
         Task.arrived_at < until,
         Task.location_id.is_not(None),

@@ -348,6 +348,8 @@ def board(session: Session, org: str) -> Location:
     make_ticket(session, point, id="f", arrived=at(-60), started=at(-30), ended=at(-10))
     make_ticket(session, point, id="g", arrived=at(90))
     make_ticket(session, point, id="h", arrived=at(-60), started=at(-50))
+    make_ticket(session, point, id="x", arrived=at(15), status="cancelled")  # no leaving time
+    make_ticket(session, point, id="y", arrived=at(15), status="entered-in-error")
     set_roster(session, "q1", weekly=[(4, 9, 2), (4, 10, 3)], dates=[(T0.date(), 10, 1)])
     other = make_organization(session, id="org-2")
     make_queue_point(session, id="q2", facility_id=other.id, name="Pharmacy")
@@ -384,11 +386,11 @@ def test_queue_status_is_an_as_of_read(session: Session, board: Location) -> Non
 
 def test_ticket_times_in_a_window(session: Session, board: Location) -> None:
     times = ticket_times(session, location_id="q1", since=at(0), until=at(60))
-    assert [t.ticket_id for t in times] == ["a", "e", "b", "c", "d"]
+    assert [t.ticket_id for t in times] == ["a", "e", "b", "x", "c", "d"]
     a = times[0]
     assert (a.arrived_at, a.service_started_at, a.service_ended_at) == (at(0), at(20), at(40))
     assert a.location_id == "q1" and a.priority == "routine"
-    assert [t.left_without_being_seen for t in times] == [False, True, False, False, False]
+    assert [t.left_without_being_seen for t in times] == [False, True] + [False] * 4
     assert ticket_times(session, location_id="q2", since=at(0), until=at(60)) == []
     with pytest.raises(InvalidInputError, match="until must not be before since"):
         ticket_times(session, since=at(60), until=at(0))
