@@ -38,6 +38,7 @@ from typing import Any, Literal, TypeAlias, TypeVar
 
 from sqlalchemy.orm import Session
 
+from healthos_core.billing.entities import Claim
 from healthos_core.errors import InvalidInputError
 from healthos_core.record.entities import (
     Appointment,
@@ -50,6 +51,7 @@ from healthos_core.record.entities import (
 
 __all__ = [
     "AppointmentChanged",
+    "ClaimChanged",
     "ClinicalEvent",
     "EncounterFinished",
     "EncounterStarted",
@@ -86,7 +88,9 @@ class ClinicalEvent:
     @property
     def entity(
         self,
-    ) -> Encounter | Procedure | MedicationAdministration | Observation | Task | Appointment:
+    ) -> (
+        Encounter | Procedure | MedicationAdministration | Observation | Claim | Task | Appointment
+    ):
         """The record entity the event is about (implemented by each event type)."""
         raise NotImplementedError  # pragma: no cover - every concrete event overrides it
 
@@ -185,6 +189,38 @@ class ObservationRecorded(ClinicalEvent):
     def entity(self) -> Observation:
         """The observation."""
         return self.observation
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimChanged(ClinicalEvent):
+    """A claim was built, corrected, moved along the revenue cycle or answered by the payer.
+
+    Not clinical, but on the same bus so that the transactional outbox records it for the
+    rescoring consumer, which re-runs denial risk for that claim (``reasoning.rescoring``):
+    a claim that is submitted, adjudicated or written off leaves the denial worklist, and
+    its open ``finance.denial_risk`` suggestion resolves. Charge capture ignores it.
+
+    Published by the claim lifecycle (:mod:`healthos_core.billing.claims`: build, submit,
+    adjudication status, appeal, write-off, correct and resubmit), by a decided prior
+    authorisation (for the patient's claims not yet submitted), by remittance posting
+    called on a live path, and by a live import of a Claim or ClaimResponse.
+
+    Attributes
+    ----------
+    claim : Claim
+        The flushed claim.
+    change : str
+        What happened, for people reading the outbox (``"built"``, ``"submitted"``,
+        ``"adjudicated"``, ``"authorization"``, ``"written"`` …); the consumer does not use it.
+    """
+
+    claim: Claim
+    change: str = "changed"
+
+    @property
+    def entity(self) -> Claim:
+        """The claim."""
+        return self.claim
 
 
 @dataclass(frozen=True, kw_only=True)

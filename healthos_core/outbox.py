@@ -34,6 +34,7 @@ from healthos_core.db import Base, utcnow
 from healthos_core.errors import InvalidInputError
 from healthos_core.events import (
     AppointmentChanged,
+    ClaimChanged,
     ClinicalEvent,
     EncounterFinished,
     EncounterStarted,
@@ -237,6 +238,14 @@ def record_event(session: Session, event: ClinicalEvent) -> OutboxEvent | None:
     elif isinstance(event, MedicationAdministered):
         encounter_id = event.administration.encounter_id
         code = event.administration.code
+    elif isinstance(event, ClaimChanged):  # denial risk scores the claim itself
+        return enqueue(
+            session,
+            event_type=type(event).__name__,
+            entity_ref=event.subject_ref,
+            subject=event.subject_ref,
+            patient_id=event.claim.patient_id,
+        )
     else:  # a future event type: queued, scored by nothing until the mapping names it
         encounter_id = getattr(entity, "encounter_id", None)
     return enqueue(

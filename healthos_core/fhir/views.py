@@ -207,13 +207,22 @@ def fhir_view(role: str) -> FhirView:
 #: The role that may run a Bulk Data export (``$export``): the whole record, of every
 #: type, for the system's own operations (a backup, moving the record to another
 #: HealthOS server, the analytics warehouse). Government identifiers stay out, as for
-#: every other read (no role's work needs them); the source system's own ids are kept
-#: (re-imports match patients on them).
+#: every other read (no role's work needs them), unless the server is set to move the
+#: whole record (``Settings.bulk_export_government_identifiers``); the source system's
+#: own ids are always kept (re-imports match patients on them).
 BULK_EXPORT_ROLE: Final = "admin"
 
 
-def bulk_export_view(role: str) -> FhirView:
+def bulk_export_view(role: str, *, government_identifiers: bool = False) -> FhirView:
     """Return what a Bulk Data export by ``role`` holds.
+
+    Parameters
+    ----------
+    role : str
+        The caller's role.
+    government_identifiers : bool, default=False
+        Keep SSN, driver's licence and passport numbers (a move of the whole record:
+        ``Settings.bulk_export_government_identifiers``); by default they are left out.
 
     Raises
     ------
@@ -225,8 +234,11 @@ def bulk_export_view(role: str) -> FhirView:
             f"the {role} role may not run a bulk export; the {BULK_EXPORT_ROLE} role may"
         )
     everything = CLINICAL_TYPES | OPERATIONS_TYPES | BILLING_TYPES | _DIRECTORY
+    identifiers = frozenset(IdentifierCategory)
+    if not government_identifiers:
+        identifiers -= {IdentifierCategory.GOVERNMENT}
     record = RecordView(
-        identifiers=frozenset(IdentifierCategory) - {IdentifierCategory.GOVERNMENT},
+        identifiers=identifiers,
         demographics=True,
         encounter_reason=True,
         observations=True,
