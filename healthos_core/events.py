@@ -41,13 +41,16 @@ from sqlalchemy.orm import Session
 from healthos_core.billing.entities import Claim
 from healthos_core.errors import InvalidInputError
 from healthos_core.record.entities import (
+    Appointment,
     Encounter,
     MedicationAdministration,
     Observation,
     Procedure,
+    Task,
 )
 
 __all__ = [
+    "AppointmentChanged",
     "ClaimChanged",
     "ClinicalEvent",
     "EncounterFinished",
@@ -58,6 +61,7 @@ __all__ = [
     "ObservationRecorded",
     "Origin",
     "ProcedurePerformed",
+    "QueueTicketChanged",
     "default_bus",
 ]
 
@@ -82,7 +86,11 @@ class ClinicalEvent:
     origin: Origin = "live"
 
     @property
-    def entity(self) -> Encounter | Procedure | MedicationAdministration | Observation | Claim:
+    def entity(
+        self,
+    ) -> (
+        Encounter | Procedure | MedicationAdministration | Observation | Claim | Task | Appointment
+    ):
         """The record entity the event is about (implemented by each event type)."""
         raise NotImplementedError  # pragma: no cover - every concrete event overrides it
 
@@ -213,6 +221,47 @@ class ClaimChanged(ClinicalEvent):
     def entity(self) -> Claim:
         """The claim."""
         return self.claim
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueTicketChanged(ClinicalEvent):
+    """A queue ticket (FHIR Task ``queue-ticket``) was created or moved on.
+
+    Published by the one write path for every new or changed ticket: arrival, called,
+    service start, service end, left without being seen (``docs/operations.md``). The
+    outbox records it with the queue point (``Location/<id>``) as its subject, for the
+    queue-bottleneck scorer.
+
+    Attributes
+    ----------
+    ticket : Task
+        The flushed ticket.
+    """
+
+    ticket: Task
+
+    @property
+    def entity(self) -> Task:
+        """The ticket."""
+        return self.ticket
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppointmentChanged(ClinicalEvent):
+    """An Appointment was booked or its status changed (arrived, fulfilled, noshow …).
+
+    Attributes
+    ----------
+    appointment : Appointment
+        The flushed appointment; the outbox's subject is its clinic ``Location/<id>``.
+    """
+
+    appointment: Appointment
+
+    @property
+    def entity(self) -> Appointment:
+        """The appointment."""
+        return self.appointment
 
 
 E = TypeVar("E", bound=ClinicalEvent)

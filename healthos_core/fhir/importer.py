@@ -19,7 +19,9 @@ written, what it changed is published as ``live`` events on the bus (default
 its ChargeItems there: a new Encounter (:class:`~healthos_core.events.EncounterStarted`, and
 :class:`~healthos_core.events.EncounterFinished` when it arrives finished), an Encounter that
 became finished (``EncounterFinished``), a new or amended Procedure, MedicationAdministration
-or Observation. The same content written again publishes nothing (:func:`stored_states`).
+or Observation, a new or changed queue ticket (Task: ``QueueTicketChanged``) or Appointment
+(``AppointmentChanged``). The same content written again publishes nothing
+(:func:`stored_states`).
 
 Import hooks (:func:`register_import_hook`) run for every unit whatever its origin;
 remittance posting is one, installed by :func:`healthos_core.wiring.wire_live_path`
@@ -60,6 +62,7 @@ from healthos_core.billing.entities import Claim, ClaimDiagnosis, ClaimItem, Cla
 from healthos_core.db import session_scope, upsert_insert, utcnow
 from healthos_core.errors import FhirValidationError, HealthOSError, InvalidInputError
 from healthos_core.events import (
+    AppointmentChanged,
     ClaimChanged,
     ClinicalEvent,
     EncounterFinished,
@@ -69,6 +72,7 @@ from healthos_core.events import (
     ObservationRecorded,
     Origin,
     ProcedurePerformed,
+    QueueTicketChanged,
     default_bus,
 )
 from healthos_core.fhir.mapping import (
@@ -80,11 +84,13 @@ from healthos_core.fhir.mapping import (
 )
 from healthos_core.fhir.refs import parse_ref
 from healthos_core.record.entities import (
+    Appointment,
     Encounter,
     MedicationAdministration,
     Observation,
     PatientIdentifier,
     Procedure,
+    Task,
 )
 
 SUFFIXES = (".json", ".ndjson", ".json.gz", ".ndjson.gz", ".jsonl", ".jsonl.gz")
@@ -169,6 +175,8 @@ DEPENDENCY_ORDER = (
     "DiagnosticReport",
     "Immunization",
     "AllergyIntolerance",
+    "Appointment",
+    "Task",
     "ChargeItem",
     "Claim",
     "ExplanationOfBenefit",
@@ -597,12 +605,14 @@ def _check_origin(origin: str) -> None:
 
 #: Entities of the clinical resource types whose import publishes live events, in the
 #: order their events go out (a visit before what happened during it).
-_EventEntity = Encounter | Procedure | MedicationAdministration | Observation
+_EventEntity = Encounter | Procedure | MedicationAdministration | Observation | Task | Appointment
 _EVENT_ENTITIES: tuple[type[_EventEntity], ...] = (
     Encounter,
     Procedure,
     MedicationAdministration,
     Observation,
+    Task,
+    Appointment,
 )
 
 
@@ -666,6 +676,10 @@ def _events_of(
         return [ProcedurePerformed(procedure=entity, origin="live")]
     if isinstance(entity, MedicationAdministration):
         return [MedicationAdministered(administration=entity, origin="live")]
+    if isinstance(entity, Task):
+        return [QueueTicketChanged(ticket=entity, origin="live")]
+    if isinstance(entity, Appointment):
+        return [AppointmentChanged(appointment=entity, origin="live")]
     return [ObservationRecorded(observation=entity, origin="live")]
 
 

@@ -41,6 +41,8 @@ CLINICAL_TYPES: Final = frozenset(
         "AllergyIntolerance",
     }
 )
+#: Operations resource types: queue tickets (Task) and Appointments (``docs/operations.md``).
+OPERATIONS_TYPES: Final = frozenset({"Task", "Appointment"})
 #: Billing resource types (payment).
 BILLING_TYPES: Final = frozenset(
     {"Coverage", "ChargeItem", "Claim", "ExplanationOfBenefit", "ClaimResponse"}
@@ -51,23 +53,23 @@ BILLING_TYPES: Final = frozenset(
 #: diagnoses and procedures) and the billing record, not vital signs or results;
 #: operations and admin find patients and encounters. Other roles read nothing (403).
 READABLE_TYPES: Final[dict[str, frozenset[str]]] = {
-    "clinician": CLINICAL_TYPES | _DIRECTORY,
-    "nurse": CLINICAL_TYPES | _DIRECTORY,
+    "clinician": CLINICAL_TYPES | OPERATIONS_TYPES | _DIRECTORY,
+    "nurse": CLINICAL_TYPES | OPERATIONS_TYPES | _DIRECTORY,
     "finance": frozenset({"Patient", "Encounter", "Condition", "Procedure"})
     | BILLING_TYPES
     | _DIRECTORY,
-    "operations": frozenset({"Patient", "Encounter"}) | _DIRECTORY,
-    "admin": frozenset({"Patient", "Encounter"}) | _DIRECTORY,
+    "operations": frozenset({"Patient", "Encounter"}) | OPERATIONS_TYPES | _DIRECTORY,
+    "admin": frozenset({"Patient", "Encounter"}) | OPERATIONS_TYPES | _DIRECTORY,
 }
 
 #: Role → the resource types it may write (create, update, transaction, batch). ``admin``
 #: is the account of interfaces that feed the record (an EHR, a lab system, a payer):
 #: every type. Clinicians and nurses record care, finance the billing record.
 WRITABLE_TYPES: Final[dict[str, frozenset[str]]] = {
-    "clinician": CLINICAL_TYPES | _DIRECTORY,
-    "nurse": CLINICAL_TYPES - {"Patient"},
+    "clinician": CLINICAL_TYPES | OPERATIONS_TYPES | _DIRECTORY,
+    "nurse": (CLINICAL_TYPES - {"Patient"}) | OPERATIONS_TYPES,
     "finance": BILLING_TYPES,
-    "admin": CLINICAL_TYPES | BILLING_TYPES | _DIRECTORY,
+    "admin": CLINICAL_TYPES | OPERATIONS_TYPES | BILLING_TYPES | _DIRECTORY,
 }
 
 #: Patient elements shown only to roles that see demographics.
@@ -231,7 +233,7 @@ def bulk_export_view(role: str, *, government_identifiers: bool = False) -> Fhir
         raise PermissionDeniedError(
             f"the {role} role may not run a bulk export; the {BULK_EXPORT_ROLE} role may"
         )
-    everything = CLINICAL_TYPES | BILLING_TYPES | _DIRECTORY
+    everything = CLINICAL_TYPES | OPERATIONS_TYPES | BILLING_TYPES | _DIRECTORY
     identifiers = frozenset(IdentifierCategory)
     if not government_identifiers:
         identifiers -= {IdentifierCategory.GOVERNMENT}
