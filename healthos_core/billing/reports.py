@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from healthos_core.billing.entities import Claim, ClaimResponse
@@ -37,12 +37,13 @@ from healthos_core.billing.remittance import (
     _status_of_rows,
 )
 from healthos_core.db import utcnow
-from healthos_core.record.entities import Organization
+from healthos_core.record.entities import Encounter, Organization
 
 __all__ = [
     "LedgerFlows",
     "RemittedClaim",
     "billing_report",
+    "claim_facility",
     "clean_claim_rate",
     "daily_ledger_flows",
     "initial_denial_rates",
@@ -108,6 +109,20 @@ def _adjudicated_sum(
     return _money(session, session.scalar(stmt))
 
 
+_ENCOUNTERS: Final = Encounter.__table__
+
+
+def claim_facility() -> ColumnElement[Any]:
+    """Return the facility of a claim (SQL): its ``facility_id``, else its encounter's.
+
+    A claim imported apart from its encounter's bundle may not carry the facility the
+    encounter has; select from ``claim`` outer-joined to ``encounter`` on
+    ``claim.encounter_id`` to use it.
+    """
+    claims = Claim.__table__
+    return func.coalesce(claims.c.facility_id, _ENCOUNTERS.c.facility_id)
+
+
 @dataclass(frozen=True, slots=True)
 class RemittedClaim:
     """An initial claim with a posted ClaimResponse: the population of the claim rates.
@@ -169,12 +184,16 @@ def remitted_claims(
         select(
             claims.c.id,
             claims.c.insurer_id,
-            claims.c.facility_id,
+            claim_facility(),
             responses.c.id,
             responses.c.outcome,
             responses.c.created,
         )
-        .select_from(claims.join(responses, responses.c.claim_id == claims.c.id))
+        .select_from(
+            claims.join(responses, responses.c.claim_id == claims.c.id).outerjoin(
+                _ENCOUNTERS, claims.c.encounter_id == _ENCOUNTERS.c.id
+            )
+        )
         .where(
             claims.c.related_claim_id.is_(None),
             claims.c.billing_status.is_not(None),
@@ -348,12 +367,13 @@ def daily_ledger_flows(
             account.c.kind,
             posting.c.debit,
             posting.c.credit,
-            claim.c.facility_id,
+            claim_facility(),
         )
         .select_from(
             posting.join(account, posting.c.account_id == account.c.id)
             .join(entry, posting.c.journal_entry_id == entry.c.id)
             .outerjoin(claim, posting.c.claim_id == claim.c.id)
+            .outerjoin(_ENCOUNTERS, claim.c.encounter_id == _ENCOUNTERS.c.id)
         )
         .order_by(entry.c.id)
     )

@@ -14,7 +14,12 @@ from sqlalchemy import select
 
 from healthos_core.billing.entities import Claim, ClaimResponse
 from healthos_core.billing.remittance import AdjudicationCategory, ClaimResponseAdjudication
-from healthos_core.billing.reports import AR_DAYS_WINDOW, LedgerFlows, daily_ledger_flows
+from healthos_core.billing.reports import (
+    AR_DAYS_WINDOW,
+    LedgerFlows,
+    claim_facility,
+    daily_ledger_flows,
+)
 from healthos_core.billing.reports import net_days_in_ar as ar_days
 from healthos_core.kpis.base import (
     BreakdownItem,
@@ -26,6 +31,7 @@ from healthos_core.kpis.base import (
     number,
     ratio,
 )
+from healthos_core.record.entities import Encounter
 
 __all__ = ["COLLECTIONS", "COLLECTIONS_DAYS", "NET_DAYS_IN_AR"]
 
@@ -88,12 +94,13 @@ def _underpaid(ctx: KpiContext) -> list[tuple[str, dt.date, Decimal]]:
     table = ClaimResponseAdjudication.__table__
     responses = ClaimResponse.__table__
     claims = Claim.__table__
+    encounters = Encounter.__table__
     rows = ctx.session.execute(
-        select(claims.c.facility_id, responses.c.created, table.c.amount)
+        select(claim_facility(), responses.c.created, table.c.amount)
         .select_from(
-            table.join(responses, table.c.claim_response_id == responses.c.id).join(
-                claims, responses.c.claim_id == claims.c.id
-            )
+            table.join(responses, table.c.claim_response_id == responses.c.id)
+            .join(claims, responses.c.claim_id == claims.c.id)
+            .outerjoin(encounters, claims.c.encounter_id == encounters.c.id)
         )
         .where(
             table.c.category == AdjudicationCategory.UNDERPAID.value,
