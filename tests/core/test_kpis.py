@@ -249,7 +249,7 @@ def remitted(
 
 
 def test_denial_and_clean_claim_rates(session: Session) -> None:
-    region, network, a, b = hierarchy(session)
+    _region, network, a, b = hierarchy(session)
     payer = make_organization(session, id="payer-1", name="Payer", type_code="pay").id
     # A, in the 30 days ending D: rejected, denied whole, paid, paid then corrected.
     remitted(session, a, payer, when=at(days_before(1)), outcome="error")
@@ -283,7 +283,7 @@ def test_denial_and_clean_claim_rates(session: Session) -> None:
 
 
 def test_collections_and_net_days_in_ar(session: Session) -> None:
-    region, network, a, b = hierarchy(session)
+    _region, network, a, b = hierarchy(session)
     payer = make_organization(session, id="payer-1", name="Payer", type_code="pay").id
     patient = make_patient(session)
     claim = make_claim(
@@ -442,7 +442,7 @@ def suggestion(
 
 
 def test_unbilled_amount_and_open_clinical_flags(session: Session) -> None:
-    region, network, a, b = hierarchy(session)
+    _region, network, a, b = hierarchy(session)
     leak = "finance.revenue_leakage"
     suggestion(
         session, "l1", a, leak, band="missed_charge", amount="120.50", created=at(days_before(3))
@@ -523,7 +523,7 @@ def test_operational_kpis_are_null_with_the_reason_without_a_source(session: Ses
 
 
 def test_bed_occupancy_per_pool_and_rolled_up(session: Session) -> None:
-    region, network, a, b = hierarchy(session)
+    _region, network, a, b = hierarchy(session)
     seen: list[dt.datetime] = []
 
     def census(_: Session, *, at: dt.datetime, facility_id: str | None = None) -> list[Pool]:
@@ -549,7 +549,7 @@ def test_bed_occupancy_per_pool_and_rolled_up(session: Session) -> None:
 
 
 def test_opd_and_ed_waits_from_queue_visits(session: Session) -> None:
-    region, network, a, b = hierarchy(session)
+    _region, network, a, b = hierarchy(session)
     t = at(D, 9)
     minutes = dt.timedelta(minutes=1)
     visits = [
