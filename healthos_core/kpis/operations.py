@@ -58,6 +58,8 @@ def compute_bed_occupancy(ctx: KpiContext) -> Computation:
     for day in ctx.days:
         tallies: dict[str, Tally] = {}
         for pool in census(ctx.session, at=day_end(day)):
+            if pool.facility_id is None:
+                continue
             tally = tallies.setdefault(pool.facility_id, Tally())
             tally.add("occupied", pool.occupied)
             tally.add("available", pool.available)

@@ -41,8 +41,8 @@ class BedPoolLike(Protocol):
         """Ward type of the pool (``general_medicine``, ``icu``...)."""
 
     @property
-    def facility_id(self) -> str:
-        """The facility (Organization id)."""
+    def facility_id(self) -> str | None:
+        """The facility (Organization id); pools without one are in no scope."""
 
     @property
     def available(self) -> int:
