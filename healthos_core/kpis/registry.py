@@ -16,6 +16,7 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from healthos_core import operations
 from healthos_core.billing.money import ledger_currency
 from healthos_core.errors import InvalidInputError, NotFoundError
 from healthos_core.fhir.refs import parse_as_of
@@ -32,7 +33,7 @@ from healthos_core.kpis.claims import CLEAN_CLAIM_RATE, INITIAL_DENIAL_RATE
 from healthos_core.kpis.flags import OPEN_CLINICAL_FLAGS, UNBILLED_AMOUNT
 from healthos_core.kpis.operations import BED_OCCUPANCY, ED_WAIT, OPD_WAIT
 from healthos_core.kpis.revenue import COLLECTIONS, NET_DAYS_IN_AR
-from healthos_core.kpis.sources import KpiSources
+from healthos_core.kpis.sources import KpiSources, queue_visit_source
 from healthos_core.kpis.stays import ALOS
 from healthos_core.record.entities import Organization
 from healthos_core.settings import get_settings
@@ -180,8 +181,16 @@ def kpi_targets() -> dict[str, float | None]:
 
 
 def default_sources() -> KpiSources:
-    """Return the operational sources the KPIs read by default (none wired yet)."""
-    return KpiSources()
+    """Return the operational sources the KPIs read by default: the record's own.
+
+    Bed occupancy reads :func:`healthos_core.operations.bed_census`; OPD and ED waits read
+    the queue points (:func:`~healthos_core.operations.queue_status`) and their tickets
+    (:func:`~healthos_core.operations.ticket_times`).
+    """
+    return KpiSources(
+        bed_census=operations.bed_census,
+        queue_visits=queue_visit_source(operations.queue_status, operations.ticket_times),
+    )
 
 
 @dataclass(slots=True)

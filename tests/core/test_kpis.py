@@ -40,7 +40,14 @@ from healthos_core.kpis import (
     queue_visit_source,
 )
 from healthos_core.record.entities import EncounterClass
-from tests.factories import make_claim, make_encounter, make_organization, make_patient
+from tests.factories import (
+    make_bed,
+    make_claim,
+    make_encounter,
+    make_organization,
+    make_patient,
+    make_ward,
+)
 
 D = dt.date(2024, 3, 31)
 
@@ -516,7 +523,7 @@ class Pool:
 def test_operational_kpis_are_null_with_the_reason_without_a_source(session: Session) -> None:
     _, _, a, _ = hierarchy(session)
     for key in ("bed_occupancy", "opd_wait", "ed_wait"):
-        k = kpi(session, key, a)
+        k = kpi(session, key, a, sources=KpiSources())
         assert (k.value, k.previous_day, k.previous_week) == (None, None, None)
         (item,) = k.breakdown
         assert item.value is None and item.label.startswith("not available")
@@ -677,3 +684,22 @@ def test_queue_visit_source_joins_points_and_tickets(session: Session) -> None:
         30,
     )
     assert visit.departed_at == t and visit.admit_decision_at is None
+
+
+def test_bed_occupancy_reads_the_records_census_by_default(session: Session) -> None:
+    _, _, a, _ = hierarchy(session)
+    ward = make_ward(session, id="w-default", facility_id=a)
+    for index in range(4):
+        make_bed(session, ward, id=f"bed-{index}")
+    end_of_d = dt.datetime.combine(D, dt.time(12), dt.UTC)
+    for index in range(3):
+        make_encounter(
+            session,
+            class_code="IMP",
+            location_id=f"bed-{index}",
+            period_start=end_of_d - dt.timedelta(days=2),
+            facility_id=a,
+        )
+    occupancy = kpi(session, "bed_occupancy", a)  # no sources given: the record's census
+    assert occupancy.value == 0.75
+    assert breakdown(occupancy) == {"general_medicine": 0.75}
