@@ -57,6 +57,7 @@ from serving.limits import BodyLimit, RequestGuard
 from serving.page_cache import PageCache
 from serving.problems import PROBLEM_MEDIA_TYPE, ProblemResponse, http_problem, problem_response
 from serving.routers import api_router, cds_hooks, health
+from serving.routers import briefing as briefing_routes
 from serving.routers import finance as finance_routes
 from serving.routers import kpis as kpi_routes
 from serving.routers import models as model_routes
@@ -422,7 +423,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     api_dependencies = [Depends(get_current_user), *strict_query]
     app.include_router(health.router, dependencies=strict_query)
     app.include_router(cds_hooks.router, responses=PROBLEM_RESPONSES, dependencies=strict_query)
-    for router in (api_router, model_routes.router, finance_routes.router):
+    for router in (api_router, model_routes.router, finance_routes.router, briefing_routes.router):
         app.include_router(
             router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES, dependencies=api_dependencies
         )
@@ -431,6 +432,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         prefix=API_PREFIX,
         responses=PROBLEM_RESPONSES,
         dependencies=api_dependencies,
+    )
+    # The briefing's style sheet holds no data: a page's <link> loads it without a token.
+    app.include_router(
+        briefing_routes.style_router,
+        prefix=API_PREFIX,
+        responses=PROBLEM_RESPONSES,
+        dependencies=strict_query,
     )
     app.include_router(fhir_router)  # at /fhir; errors as OperationOutcome (serving.fhir)
     return app

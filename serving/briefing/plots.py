@@ -8,9 +8,11 @@ several plots inlined in one page never share an id.
 
 from __future__ import annotations
 
+import functools
 import io
-from collections.abc import Sequence
-from typing import Final
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Final, ParamSpec, TypeVar
 
 import matplotlib as mpl
 from matplotlib.figure import Figure
@@ -21,7 +23,8 @@ from reasoning.briefing import CollectionsDay, QueueWaits
 __all__ = ["collections_svg", "occupancy_svg", "waits_svg"]
 
 _SIZE: Final = (7.0, 2.8)  # inches: the width of an A4 page's text
-_RC: Final = {
+#: rc settings (typed loosely: matplotlib's stubs list every key as a Literal).
+_RC: Final[dict[Any, Any]] = {
     "svg.fonttype": "none",
     "font.size": 8,
     "font.family": "sans-serif",
@@ -31,11 +34,25 @@ _RC: Final = {
 _OK: Final = "#2b6cb0"
 _OVER: Final = "#c53030"
 _TARGET: Final = "#4a5568"
+#: matplotlib's rcParams are process-global: one plot at a time (the API renders in threads).
+_LOCK: Final = threading.Lock()
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _one_at_a_time(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    @functools.wraps(function)
+    def locked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with _LOCK:
+            return function(*args, **kwargs)
+
+    return locked
 
 
 def _svg(figure: Figure, salt: str) -> str:
     buffer = io.StringIO()
-    with mpl.rc_context({**_RC, "svg.hashsalt": salt}):
+    settings: dict[Any, Any] = {**_RC, "svg.hashsalt": salt}
+    with mpl.rc_context(settings):
         figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
     text = buffer.getvalue()
     return text[text.index("<svg") :]
@@ -46,6 +63,7 @@ def _figure() -> Figure:
         return Figure(figsize=_SIZE, layout="constrained")
 
 
+@_one_at_a_time
 def occupancy_svg(pools: Sequence[BedPool], facility_names: dict[str, str]) -> str | None:
     """Bar chart of occupancy (occupied ÷ available, KH03) per pool, with each threshold.
 
@@ -77,9 +95,7 @@ def occupancy_svg(pools: Sequence[BedPool], facility_names: dict[str, str]) -> s
         colors = [_OVER if p.over_threshold else _OK for p in shown]
         bars = axes.bar(range(len(shown)), values, color=colors, width=0.6)
         for n, pool in enumerate(shown):
-            axes.hlines(
-                100 * pool.threshold, n - 0.4, n + 0.4, colors=_TARGET, linestyles="dashed"
-            )
+            axes.hlines(100 * pool.threshold, n - 0.4, n + 0.4, colors=_TARGET, linestyles="dashed")
         axes.bar_label(bars, labels=[f"{v:.0f}%" for v in values], padding=2)
         axes.set_xticks(range(len(shown)), labels)
         axes.set_ylim(0, max(105.0, *(v + 10 for v in values)))
@@ -89,6 +105,7 @@ def occupancy_svg(pools: Sequence[BedPool], facility_names: dict[str, str]) -> s
     return _svg(figure, "briefing-occupancy")
 
 
+@_one_at_a_time
 def waits_svg(waits: Sequence[QueueWaits]) -> str | None:
     """Line chart of the mean wait by hour of arrival at each queue point.
 
@@ -104,8 +121,9 @@ def waits_svg(waits: Sequence[QueueWaits]) -> str | None:
         figure = _figure()
         axes = figure.add_subplot()
         for queue in shown:
-            hours = [h for h, v in enumerate(queue.mean_wait_minutes) if v is not None]
-            values = [queue.mean_wait_minutes[h] for h in hours]
+            known = [(h, v) for h, v in enumerate(queue.mean_wait_minutes) if v is not None]
+            hours = [h for h, _ in known]
+            values = [v for _, v in known]
             (line,) = axes.plot(hours, values, marker="o", markersize=3, label=queue.name)
             axes.hlines(
                 queue.target_wait_minutes,
@@ -124,6 +142,7 @@ def waits_svg(waits: Sequence[QueueWaits]) -> str | None:
     return _svg(figure, "briefing-waits")
 
 
+@_one_at_a_time
 def collections_svg(days: Sequence[CollectionsDay], currency: str) -> str | None:
     """Bars of cash posted per day and the collections KPI (30-day) as a line.
 

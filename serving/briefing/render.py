@@ -198,14 +198,18 @@ def render_html(briefing: Briefing, *, style_href: str | None = None) -> str:
         ),
     }
     definitions = scopes[0].kpis if scopes else ()
-    return _environment().get_template("briefing.html.j2").render(
-        b=briefing,
-        scopes=scopes,
-        names=names,
-        plots=plots,
-        definitions=definitions,
-        css=Markup(briefing_css()) if inline else None,  # noqa: S704 - our own file
-        style_href=style_href,
+    return (
+        _environment()
+        .get_template("briefing.html.j2")
+        .render(
+            b=briefing,
+            scopes=scopes,
+            names=names,
+            plots=plots,
+            definitions=definitions,
+            css=Markup(briefing_css()) if inline else None,  # noqa: S704 - our own file
+            style_href=style_href,
+        )
     )
 
 
