@@ -127,13 +127,18 @@ def waits_svg(waits: Sequence[QueueWaits]) -> str | None:
             (line,) = axes.plot(hours, values, marker="o", markersize=3, label=queue.name)
             axes.hlines(
                 queue.target_wait_minutes,
-                min(hours),
-                max(hours),
+                -0.5,
+                23.5,
                 colors=line.get_color(),
                 linestyles="dotted",
                 linewidth=0.8,
             )
         axes.set_xlim(-0.5, 23.5)
+        highest = max(
+            max(q.target_wait_minutes, *(v for v in q.mean_wait_minutes if v is not None))
+            for q in shown
+        )
+        axes.set_ylim(0, 1.15 * highest)
         axes.set_xticks(range(0, 24, 2), [f"{h:02d}:00" for h in range(0, 24, 2)])
         axes.set_xlabel("hour of arrival (UTC)")
         axes.set_ylabel("mean wait to service (min)")

@@ -360,3 +360,22 @@ def test_openapi_documents_html_and_problems(client: TestClient) -> None:
     for status in ("401", "403", "422"):
         assert PROBLEM in operation["responses"][status]["content"]
     assert operation["parameters"][0]["name"] == "date"
+
+
+def test_collections_plot_shows_cash_and_the_kpi_line() -> None:
+    from reasoning.briefing import CollectionsDay
+    from serving.briefing.plots import collections_svg
+
+    days = [
+        CollectionsDay(
+            day=D - dt.timedelta(days=29 - n),
+            cash=Decimal(100 * (n % 3)),
+            collections=None if n < 5 else 0.5 + n / 100,
+        )
+        for n in range(30)
+    ]
+    svg = collections_svg(days, "INR")
+    assert svg is not None and svg.startswith("<svg")
+    assert "cash posted per day (INR)" in svg and "Collections over the last 30 days" in svg
+    quiet = [CollectionsDay(day=d.day, cash=Decimal(0), collections=None) for d in days]
+    assert collections_svg(quiet, "INR") is None
