@@ -11,6 +11,7 @@ from serving.routers import (
     encounters,
     health,
     ledger,
+    me,
     patient_accounts,
     patients,
     remittances,
@@ -29,6 +30,7 @@ api_router.include_router(remittances.router)
 api_router.include_router(ledger.router)
 api_router.include_router(billing.router)
 api_router.include_router(patient_accounts.router)
+api_router.include_router(me.router)
 
 __all__ = [
     "api_router",
@@ -40,6 +42,7 @@ __all__ = [
     "encounters",
     "health",
     "ledger",
+    "me",
     "patient_accounts",
     "patients",
     "remittances",
