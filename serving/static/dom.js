@@ -1,5 +1,5 @@
-// Small DOM and formatting helpers. Text always goes in through textContent (never
-// innerHTML), so nothing the API returns can become markup.
+// Small DOM and formatting helpers. Text always goes in through textContent (never as
+// HTML markup), so nothing the API returns can become markup.
 
 /**
  * Build an element: h("td", {class: "num"}, "12", child).
@@ -29,6 +29,14 @@ function append(el, children) {
   }
 }
 
+/**
+ * The box a wide table scrolls in on a narrow screen: a named region that takes focus,
+ * so it can be scrolled from the keyboard (WCAG 2.1.1; axe scrollable-region-focusable).
+ */
+export function tableWrap(labelId) {
+  return h("div", { class: "table-wrap", role: "region", tabindex: "0", "aria-labelledby": labelId });
+}
+
 /** Replace an element's children. */
 export function fill(el, ...children) {
   el.replaceChildren();
@@ -47,6 +55,12 @@ function numberFormat(options) {
 export function number(value, digits = 1) {
   if (value === null || value === undefined || Number.isNaN(Number(value))) return "—";
   return numberFormat({ maximumFractionDigits: digits }).format(Number(value));
+}
+
+/** A number with exactly `digits` decimals: fixed(85, 1) → "85.0"; "—" for null. */
+export function fixed(value, digits = 1) {
+  if (value === null || value === undefined || Number.isNaN(Number(value))) return "—";
+  return numberFormat({ minimumFractionDigits: digits, maximumFractionDigits: digits }).format(Number(value));
 }
 
 /** Money (a decimal string or number) in its ISO 4217 currency; "—" for null. */
@@ -99,12 +113,18 @@ export function severityBadge(severity) {
 }
 
 /** A polite "not available" panel for a route this server does not have (404). */
-export function notAvailable(what) {
+export function notAvailable(what, { plural = false } = {}) {
   return h(
     "p",
-    { class: "notice", role: "note" },
-    `${what} is not available on this server yet. The rest of the page works as usual.`,
+    { class: "notice not-available", role: "note" },
+    `${what} ${plural ? "are" : "is"} not available on this server yet. The rest of the page works as usual.`,
   );
+}
+
+/** A long id shortened for a list ("8216b15b-8ef0-…" → "8216b15b…"); full text in detail. */
+export function shortId(id) {
+  const text = String(id ?? "");
+  return text.length > 12 ? `${text.slice(0, 8)}…` : text;
 }
 
 /** A message for an API failure other than "not available". */

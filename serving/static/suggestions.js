@@ -3,7 +3,7 @@
 
 import { ApiError, get, post, query, request } from "./api.js";
 import { Poller } from "./poll.js";
-import { failure, fill, h, money, notAvailable, number, severityBadge, title, when } from "./dom.js";
+import { failure, fill, h, money, tableWrap, notAvailable, number, severityBadge, shortId, title, when } from "./dom.js";
 
 /** How often a suggestion list is polled (seconds): cheap, the server answers 304. */
 export const LIST_POLL_SECONDS = 5;
@@ -12,6 +12,13 @@ const ACTIVE = ["open", "acknowledged"];
 /** "Encounter/abc" → "Encounter abc". */
 export function subjectText(subject) {
   return subject ? subject.replace("/", " ") : "—";
+}
+
+/** "Claim/8216b15b-8ef0-…" → "Claim 8216b15b…": for lists (the detail shows it whole). */
+export function shortSubject(subject) {
+  if (!subject) return "—";
+  const [type, id = ""] = subject.split("/", 2);
+  return id ? `${type} ${shortId(id)}` : type;
 }
 
 /** Score and band as text: "7 (high)". */
@@ -24,7 +31,7 @@ export function scoreText(s) {
 
 /** The column set of a review list. */
 export const REVIEW_COLUMNS = [
-  { label: "Subject", cell: (s) => subjectText(s.subject) },
+  { label: "Subject", cell: (s) => shortSubject(s.subject) },
   { label: "Score (band)", cell: (s) => scoreText(s), class: "num" },
   { label: "Status", cell: (s) => title(s.status) },
   { label: "Raised", cell: (s) => when(s.created_at) },
@@ -40,7 +47,7 @@ export function suggestionList(options) {
   const { id, heading, params, columns = REVIEW_COLUMNS, empty, detail } = options;
   const headingId = `${id}-heading`;
   const count = h("p", { class: "count", id: `${id}-count` });
-  const body = h("div", { class: "table-wrap" });
+  const body = tableWrap(headingId);
   const element = h(
     "section",
     { class: "panel", id, "aria-labelledby": headingId },
@@ -267,7 +274,8 @@ function modelCard(m) {
     if (model.trained_at) parts.push(`trained ${when(model.trained_at)}`);
     fill(metrics, parts.join(" · "));
   });
-  const text = h("pre", { class: "card-text" });
+  // scrollable, so focusable and named (keyboard users scroll it too)
+  const text = h("pre", { class: "card-text", tabindex: "0", role: "region", "aria-label": "Model card text" });
   const details = h(
     "details",
     { class: "model-card" },

@@ -2,15 +2,15 @@
 
 import { ApiError, get } from "./api.js";
 import { Poller } from "./poll.js";
-import { detailPanel, markSelected, subjectText, suggestionList } from "./suggestions.js";
-import { failure, fill, h, money, notAvailable, percent, severityBadge, title } from "./dom.js";
+import { detailPanel, markSelected, shortSubject, suggestionList } from "./suggestions.js";
+import { failure, fill, h, money, notAvailable, percent, severityBadge, shortId, tableWrap, title } from "./dom.js";
 
 export const heading = "Finance";
 /** The worklist has no ETag: it is polled like the boards. */
 export const WORKLIST_POLL_SECONDS = 30;
 
 function worklistSection(ctx, detail) {
-  const body = h("div", { class: "table-wrap" });
+  const body = tableWrap("worklist-heading");
   const count = h("p", { class: "count" });
   const element = h(
     "section",
@@ -49,7 +49,11 @@ function worklistSection(ctx, detail) {
             "tr",
             {},
             ["Severity", "Claim", "Payer", "Amount", "p(denial)", "Expected loss", "Reason", "Fix", "Status"].map((label) =>
-              h("th", { scope: "col", class: ["Amount", "p(denial)", "Expected loss"].includes(label) ? "num" : null }, label),
+              h(
+                "th",
+                { scope: "col", class: ["Amount", "p(denial)", "Expected loss"].includes(label) ? "num" : label === "Fix" ? "wide-only" : null },
+                label,
+              ),
             ),
           ),
         ),
@@ -74,7 +78,7 @@ function worklistSection(ctx, detail) {
                     "aria-label": `Claim ${item.claim_id}: ${item.summary}`,
                     onclick: (event) => detail.open(item.suggestion_id, event.currentTarget),
                   },
-                  item.claim_id,
+                  shortId(item.claim_id),
                 ),
               ),
               h("td", {}, item.payer_name || item.payer_id || "—"),
@@ -82,7 +86,7 @@ function worklistSection(ctx, detail) {
               h("td", { class: "num" }, percent(item.probability, 0)),
               h("td", { class: "num strong" }, money(item.expected_loss, item.currency)),
               h("td", {}, title(item.reason) || "—"),
-              h("td", { class: "fix" }, item.fix),
+              h("td", { class: "fix wide-only" }, item.fix),
               h("td", {}, title(item.outcome || item.status)),
             ),
           ),
@@ -107,9 +111,8 @@ export function render(ctx, container) {
     params: { audience: "finance", kind: "finance.revenue_leakage" },
     columns: [
       { label: "Kind", cell: (s) => title(s.band) || "—" },
-      { label: "Subject", cell: (s) => subjectText(s.subject) },
+      { label: "Subject", cell: (s) => shortSubject(s.subject) },
       { label: "At stake", cell: (s) => money(s.amount_at_stake, s.currency), class: "num" },
-      { label: "Action", cell: (s) => s.recommended_action },
       { label: "Status", cell: (s) => title(s.status) },
     ],
     empty: "No open leakage finding.",

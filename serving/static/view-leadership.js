@@ -3,7 +3,7 @@
 
 import { ApiError, get, query, request } from "./api.js";
 import { Poller } from "./poll.js";
-import { failure, fill, h, money, number, notAvailable, todayUtc } from "./dom.js";
+import { failure, fill, fixed, h, money, number, notAvailable, todayUtc } from "./dom.js";
 
 export const heading = "Leadership";
 export const KPI_POLL_SECONDS = 30;
@@ -15,11 +15,11 @@ export function kpiValue(kpi, value) {
   if (value === null || value === undefined) return "—";
   switch (kpi.unit) {
     case "ratio":
-      return `${number(value * 100, 1)}%`;
+      return `${fixed(value * 100, 1)}%`;
     case "currency":
       return money(value, kpi.currency);
     case "days":
-      return `${number(value, 1)} days`;
+      return `${fixed(value, 1)} days`;
     case "minutes":
       return `${number(value, 0)} min`;
     default:
@@ -31,9 +31,9 @@ export function kpiValue(kpi, value) {
 function change(kpi, value, before) {
   const delta = value - before;
   const size = Math.abs(delta);
-  if (kpi.unit === "ratio") return `${number(size * 100, 1)} pts`;
+  if (kpi.unit === "ratio") return `${fixed(size * 100, 1)} pts`;
   if (kpi.unit === "currency") return money(size, kpi.currency);
-  if (kpi.unit === "days") return `${number(size, 1)} days`;
+  if (kpi.unit === "days") return `${fixed(size, 1)} days`;
   if (kpi.unit === "minutes") return `${number(size, 0)} min`;
   return number(size, 0);
 }
@@ -95,7 +95,8 @@ function tile(kpi) {
 
 export function render(ctx, container) {
   const dateInput = h("input", { type: "date", id: "kpi-date", name: "date", value: todayUtc(), max: todayUtc() });
-  const scopeSelect = h("select", { id: "kpi-scope", name: "scope", disabled: true });
+  const scopeSelect = h("select", { id: "kpi-scope", name: "scope" });
+  const scopeField = h("span", { class: "field", hidden: true }, h("label", { for: "kpi-scope" }, "Scope"), " ", scopeSelect);
   const tiles = h("div", { class: "tiles-wrap" });
   const briefing = h("p", { class: "briefing", id: "briefing" });
   let scopes = [];
@@ -123,12 +124,12 @@ export function render(ctx, container) {
         scopeSelect,
         scopes.map((s) => h("option", { value: `${s.level}:${s.id}`, selected: `${s.level}:${s.id}` === chosen }, `${s.name} (${s.level})`)),
       );
-      scopeSelect.disabled = scopes.length < 2;
+      scopeField.hidden = scopes.length < 2;
       if (had && had !== scopeSelect.value) scopeSelect.value = chosen;
       drawTiles();
     } catch (error) {
-      scopeSelect.disabled = true;
-      fill(tiles, error instanceof ApiError && error.notFound ? notAvailable("The KPIs") : failure("The KPIs", error));
+      scopeField.hidden = true;
+      fill(tiles, error instanceof ApiError && error.notFound ? notAvailable("The KPIs", { plural: true }) : failure("The KPIs", error));
     }
   }
 
@@ -172,8 +173,7 @@ export function render(ctx, container) {
           { class: "filters" },
           h("label", { for: "kpi-date" }, "Date"),
           dateInput,
-          h("label", { for: "kpi-scope" }, "Scope"),
-          scopeSelect,
+          scopeField,
         ),
         tiles,
       ),

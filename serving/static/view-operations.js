@@ -2,8 +2,8 @@
 
 import { ApiError, get } from "./api.js";
 import { Poller } from "./poll.js";
-import { REVIEW_COLUMNS, detailPanel, suggestionList } from "./suggestions.js";
-import { failure, fill, h, number, notAvailable, percent, title, when } from "./dom.js";
+import { detailPanel, suggestionList } from "./suggestions.js";
+import { failure, fill, h, number, notAvailable, percent, tableWrap, title, when } from "./dom.js";
 
 export const heading = "Operations";
 /** The boards are polled every 30 seconds. */
@@ -25,7 +25,7 @@ function minutes(value) {
 
 /** A section whose content is loaded from one API route, polled. */
 function board({ id, heading, help, path, what, draw }) {
-  const body = h("div", { class: "table-wrap" });
+  const body = tableWrap(`${id}-heading`);
   const stamp = h("p", { class: "count" });
   const element = h(
     "section",
@@ -194,9 +194,8 @@ export function render(ctx, container) {
     heading: "Bottlenecks",
     params: { audience: "operations", kind: "operations.queue_bottleneck" },
     columns: [
-      { label: "Queue point", cell: (s) => s.subject.replace("Location/", "") },
       { label: "Recommended", cell: (s) => s.recommended_action },
-      ...REVIEW_COLUMNS.slice(2),
+      { label: "Status", cell: (s) => title(s.status) },
     ],
     empty: "No bottleneck: every queue point is on track.",
     detail,
