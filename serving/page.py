@@ -43,9 +43,7 @@ def mount_page(app: FastAPI) -> None:
 
     async def command_center() -> FileResponse:
         """Return the command center's page (sign-in, then the view of the caller's role)."""
-        return FileResponse(
-            STATIC_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS
-        )
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
     app.add_api_route(
         "/", command_center, methods=["GET"], include_in_schema=False, name="command_center"

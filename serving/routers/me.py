@@ -24,6 +24,6 @@ async def read_me(*, user: CurrentUser) -> MePublic:
     return MePublic(
         subject=user.subject,
         role=user.role,
-        audiences=sorted(readable_audiences(user.role)),  # type: ignore[arg-type]
-        acts_for=sorted(actionable_audiences(user.role)),  # type: ignore[arg-type]
+        audiences=sorted(readable_audiences(user.role)),
+        acts_for=sorted(actionable_audiences(user.role)),
     )

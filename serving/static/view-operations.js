@@ -96,6 +96,14 @@ function queueTable(answer) {
   );
 }
 
+const POOLS = {
+  general_medicine: "General medicine",
+  surgery: "Surgery",
+  icu: "ICU",
+  maternity: "Maternity",
+  paediatrics: "Paediatrics",
+};
+
 const STATUSES = [
   ["occupied", "Occupied"],
   ["unoccupied", "Unoccupied"],
@@ -134,7 +142,7 @@ function bedTable(answer) {
         return h(
           "tr",
           { class: p.over_threshold ? "breach" : null, "data-pool": p.pool },
-          h("th", { scope: "row" }, title(p.pool), p.facility_id ? h("span", { class: "factor-text" }, p.facility_id) : null),
+          h("th", { scope: "row" }, POOLS[p.pool] || title(p.pool), p.facility_id ? h("span", { class: "factor-text" }, p.facility_id) : null),
           h("td", { class: "num" }, `${number(p.occupied, 0)} / ${number(p.available, 0)}`, h("span", { class: "factor-text" }, `${number(p.beds, 0)} beds`)),
           h(
             "td",

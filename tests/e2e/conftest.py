@@ -70,7 +70,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     """Debian's headless Chromium (``make chromium`` installs it)."""
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run `make chromium` (apt-get install chromium)"
+    assert CHROMIUM.exists(), (
+        f"{CHROMIUM} is missing: run `make chromium` (apt-get install chromium)"
+    )
     with sync_playwright() as playwright:
         # --no-sandbox: tests and CI run as root, where Chromium's sandbox cannot start
         browser = playwright.chromium.launch(

@@ -79,6 +79,17 @@ def _vitals(session: Session, encounter_id: str, at: dt.datetime, **v: float) ->
     )
 
 
+#: Vital-sign sets (RCP NEWS2 2017, chart 1) by patient suffix.
+VITALS: dict[str, dict[str, float]] = {
+    # RR 26 (3) SpO2 92 (2) oxygen (2) SBP 104 (1) HR 112 (2) alert (0) T 38.3 (1) = 11: high
+    "high": {"rr": 26, "spo2": 92, "fio2": 35, "sbp": 104, "hr": 112, "gcs": 15, "temp": 38.3},
+    # RR 22 (2) SpO2 95 (1) air (0) SBP 105 (1) HR 95 (1) alert (0) T 37 (0) = 5: medium
+    "med": {"rr": 22, "spo2": 95, "fio2": 21, "sbp": 105, "hr": 95, "gcs": 15, "temp": 37.0},
+    # RR 21 (2) SpO2 97 (0) air (0) SBP 120 (0) HR 95 (1) alert (0) T 37 (0) = 3: low (ward)
+    "low": {"rr": 21, "spo2": 97, "fio2": 21, "sbp": 120, "hr": 95, "gcs": 15, "temp": 37.0},
+}
+
+
 def bottleneck(location_id: str, now: dt.datetime) -> Suggestion:
     """A queue-bottleneck suggestion as the contract describes it (no scorer here yet)."""
     return Suggestion(
@@ -95,7 +106,9 @@ def bottleneck(location_id: str, now: dt.datetime) -> Suggestion:
             ),
             evidence=(f"Location/{location_id}",),
         ),
-        recommended_action="Add 1 clinician to OPD Cardiology 10:00–13:00: expected wait 48 → 11 min",
+        recommended_action=(
+            "Add 1 clinician to OPD Cardiology 10:00–13:00: expected wait 48 → 11 min"
+        ),
         source=Source(name="queue_bottleneck", version="0.1.0", reference="Erlang C"),
         score=0.96,
         band="projected_breach",
@@ -106,18 +119,9 @@ def bottleneck(location_id: str, now: dt.datetime) -> Suggestion:
 
 def seed(session: Session, now: dt.datetime) -> Seeded:
     """Build the record, run the scorers, store their suggestions (flushes, no commit)."""
-    high = _inpatient(session, "high", now)
-    medium = _inpatient(session, "med", now)
-    # RR 26 (3) SpO2 92 (2) oxygen (2) SBP 104 (1) HR 112 (2) alert (0) T 38.3 (1) = 11: high
-    _vitals(session, high, now - dt.timedelta(hours=1), rr=26, spo2=92, fio2=35, sbp=104, hr=112,
-            gcs=15, temp=38.3)
-    # RR 22 (2) SpO2 95 (1) air (0) SBP 105 (1) HR 95 (1) alert (0) T 37 (0) = 5: medium
-    _vitals(session, medium, now - dt.timedelta(hours=1), rr=22, spo2=95, fio2=21, sbp=105, hr=95,
-            gcs=15, temp=37.0)
-    low = _inpatient(session, "low", now)
-    # RR 21 (2) SpO2 97 (0) air (0) SBP 120 (0) HR 95 (1) alert (0) T 37 (0) = 3: low (ward)
-    _vitals(session, low, now - dt.timedelta(hours=1), rr=21, spo2=97, fio2=21, sbp=120, hr=95,
-            gcs=15, temp=37.0)
+    hour_ago = now - dt.timedelta(hours=1)
+    for suffix, vitals in VITALS.items():
+        _vitals(session, _inpatient(session, suffix, now), hour_ago, **vitals)
     clinical = News2Scorer().score(session, as_of=now)
 
     world = denial_world.make_world(session, coverage_end=denial_world.at("2020-06-30", 0))
