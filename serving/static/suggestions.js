@@ -388,7 +388,9 @@ export function detailPanel(ctx) {
         { type: "button", class: `action action-${action}`, disabled: !enabled, onclick: () => act(action, label) },
         label,
       );
-    const actions = canAct
+    const actions = !active
+      ? h("p", { class: "help" }, "This suggestion is closed: no further decision (a note can still be added through the API).")
+      : canAct
       ? h(
           "form",
           { class: "actions", "aria-labelledby": "detail-actions", onsubmit: (e) => e.preventDefault() },
@@ -404,7 +406,6 @@ export function detailPanel(ctx) {
             button("act", "Mark acted on", active),
             button("dismiss", "Dismiss", active),
           ),
-          active ? null : h("p", { class: "help" }, "This suggestion is closed: no further decision."),
         )
       : h("p", { class: "help" }, `Your role (${ctx.me.role}) may read this suggestion but not act on it.`);
 

@@ -154,6 +154,7 @@ def test_nurse_reviews_the_basis_and_acknowledges(watched: Watched, server: Serv
     assert [(a["action"], a["role"]) for a in after["actions"]] == [("acknowledge", "nurse")]
     expect(page.locator(f"#review tr[data-row='{target}']")).to_contain_text("Acknowledged")
     expect(page.locator("#detail button.action-acknowledge")).to_be_disabled()
+    expect(page.locator("#detail button.action-dismiss")).to_be_enabled()
     assert watched.clean() == []
 
 
@@ -221,6 +222,8 @@ def test_clinician_works_by_keyboard_alone_while_the_list_updates_live(
         "dismissed",
         "Reviewed at the bedside: stable on oxygen",
     )
+    expect(page.locator("#detail")).to_contain_text("This suggestion is closed")
+    expect(page.locator("#detail button.action")).to_have_count(0)
     expect(page.locator("#review-count")).to_have_text("0 suggestions")
     no_serious_violations(page)
     screenshot(page, "clinician")
