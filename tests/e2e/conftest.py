@@ -97,7 +97,7 @@ class Watched:
 @pytest.fixture
 def watched(browser: Browser, server: Server) -> Iterator[Watched]:
     """A fresh tab (its own sessionStorage) at tablet size, on the page."""
-    context = browser.new_context(viewport=TABLET, base_url=server.base)
+    context = browser.new_context(viewport=TABLET, base_url=server.base, locale="en-US")
     page = context.new_page()
     page.set_default_timeout(10_000)
     seen = Watched(page)
