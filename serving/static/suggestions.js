@@ -41,7 +41,7 @@ export const REVIEW_COLUMNS = [
  * A polled list of suggestions.
  *
  * options: {id, heading, params (the query), columns, empty (text), detail (a Detail)}.
- * Returns {element, poller, refresh()}.
+ * Returns {element, poller, refresh(), stop()}.
  */
 export function suggestionList(options) {
   const { id, heading, params, columns = REVIEW_COLUMNS, empty, detail } = options;
@@ -134,10 +134,17 @@ export function suggestionList(options) {
     }
   }
 
-  detail.onSelect(() => markSelected(body, detail.currentId()));
-  detail.onChange(() => refresh({ force: true }));
+  const unsubscribe = [
+    detail.onSelect(() => markSelected(body, detail.currentId())),
+    detail.onChange(() => refresh({ force: true })),
+  ];
   const poller = new Poller(refresh, LIST_POLL_SECONDS);
-  return { element, poller, refresh };
+  /** Stop polling and listening (the list is being replaced). */
+  function stop() {
+    poller.stop();
+    unsubscribe.forEach((fn) => fn());
+  }
+  return { element, poller, refresh, stop };
 }
 
 /** Mark the row of the suggestion `id` as selected (class and aria-current). */
@@ -328,6 +335,12 @@ export function detailPanel(ctx) {
   const selectListeners = [];
   const changeListeners = [];
 
+  /** Add a listener; returns the function that removes it. */
+  function subscribe(listeners, fn) {
+    listeners.push(fn);
+    return () => listeners.splice(listeners.indexOf(fn), 1);
+  }
+
   function close() {
     if (element.hidden) return;
     element.hidden = true;
@@ -476,8 +489,8 @@ export function detailPanel(ctx) {
     open,
     close,
     currentId: () => current,
-    onSelect: (fn) => selectListeners.push(fn),
-    onChange: (fn) => changeListeners.push(fn),
+    onSelect: (fn) => subscribe(selectListeners, fn),
+    onChange: (fn) => subscribe(changeListeners, fn),
     destroy: () => document.removeEventListener("keydown", onKey),
   };
 }

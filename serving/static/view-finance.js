@@ -126,7 +126,7 @@ export function render(ctx, container) {
   return {
     stop() {
       worklist.poller.stop();
-      leakage.poller.stop();
+      leakage.stop();
       detail.destroy();
     },
   };

@@ -221,6 +221,7 @@ export function render(ctx, container) {
   return {
     stop() {
       pollers.forEach((p) => p.stop());
+      bottlenecks.stop();
       detail.destroy();
     },
   };

@@ -19,7 +19,7 @@ export function render(ctx, container) {
   const slot = h("div", { class: "list-slot" });
 
   function build() {
-    if (list) list.poller.stop();
+    if (list) list.stop();
     list = suggestionList({
       id: "review",
       heading: "Open suggestions",
@@ -53,7 +53,7 @@ export function render(ctx, container) {
   build();
   return {
     stop() {
-      list.poller.stop();
+      list.stop();
       detail.destroy();
     },
   };
