@@ -10,6 +10,7 @@ from bench import (
     bench_models,
     bench_remittance,
     bench_rescore,
+    erlang_vs_ciw,
 )
 
 
@@ -22,6 +23,7 @@ def main() -> None:
     bench_denial.main([])
     bench_api.main([])
     bench_rescore.main([])
+    erlang_vs_ciw.main([])
 
 
 if __name__ == "__main__":

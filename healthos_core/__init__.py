@@ -30,9 +30,11 @@ from healthos_core.errors import (
     NotFoundError,
     PricingError,
 )
+from healthos_core.operations.entities import BedPoolThreshold, QueueRoster
 from healthos_core.outbox import OutboxEvent
 from healthos_core.record.entities import (
     AllergyIntolerance,
+    Appointment,
     Condition,
     Coverage,
     DiagnosticReport,
@@ -48,13 +50,16 @@ from healthos_core.record.entities import (
     PatientIdentifier,
     Practitioner,
     Procedure,
+    Task,
 )
 from healthos_core.settings import Settings, get_settings
 from healthos_core.wiring import Wiring, unwire, wire_live_path
 
 __all__ = [
     "AllergyIntolerance",
+    "Appointment",
     "Base",
+    "BedPoolThreshold",
     "ChargeItem",
     "ChargeItemStatus",
     "ChargemasterEntry",
@@ -87,10 +92,12 @@ __all__ = [
     "Practitioner",
     "PricingError",
     "Procedure",
+    "QueueRoster",
     "Settings",
     "SuggestionAction",
     "SuggestionRecord",
     "SuggestionStatus",
+    "Task",
     "Wiring",
     "get_settings",
     "make_engine",

@@ -33,6 +33,10 @@ from healthos_core.record.entities import PatientIdentifier
 
 __all__ = [
     "AUDIENCES",
+    "BED_STATUS_WRITERS",
+    "OPERATIONS_READERS",
+    "QUEUE_SETUP_ROLES",
+    "QUEUE_TICKET_WRITERS",
     "RECORD_VIEWS",
     "RECORD_WRITERS",
     "ROLE_ACT_AUDIENCES",
@@ -410,3 +414,21 @@ def check_record_write(role: str, write: RecordWrite) -> None:
         raise PermissionDeniedError(
             f"the {role} role may not {write.value}; allowed roles: {names}"
         )
+
+
+# --------------------------------------------------------------------------------------
+# Operations: queue points, rosters, queue tickets, appointments and beds.
+# --------------------------------------------------------------------------------------
+
+#: Who reads the queue board and the bed census (``docs/operations.md``): those who run
+#: the flow (operations), those who answer for it (leadership), the system's
+#: administrators, and the clinicians and nurses who work the queues and wards.
+OPERATIONS_READERS: Final = frozenset({"operations", "leadership", "admin", "clinician", "nurse"})
+#: Who sets up queue points and their rosters: operations (and admin, who runs the system).
+QUEUE_SETUP_ROLES: Final = frozenset({"operations", "admin"})
+#: Who records a queue ticket's steps and books appointments: the people at the desk and
+#: in the clinic (clinicians, nurses, operations) and admin (an interface account).
+QUEUE_TICKET_WRITERS: Final = frozenset({"clinician", "nurse", "operations", "admin"})
+#: Who sets a bed's HL7 v2-0116 status (housekeeping done, isolation, closure): ward nurses,
+#: bed management (operations) and admin.
+BED_STATUS_WRITERS: Final = frozenset({"nurse", "operations", "admin"})

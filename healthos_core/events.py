@@ -38,15 +38,20 @@ from typing import Any, Literal, TypeAlias, TypeVar
 
 from sqlalchemy.orm import Session
 
+from healthos_core.billing.entities import Claim
 from healthos_core.errors import InvalidInputError
 from healthos_core.record.entities import (
+    Appointment,
     Encounter,
     MedicationAdministration,
     Observation,
     Procedure,
+    Task,
 )
 
 __all__ = [
+    "AppointmentChanged",
+    "ClaimChanged",
     "ClinicalEvent",
     "EncounterFinished",
     "EncounterStarted",
@@ -56,6 +61,7 @@ __all__ = [
     "ObservationRecorded",
     "Origin",
     "ProcedurePerformed",
+    "QueueTicketChanged",
     "default_bus",
 ]
 
@@ -80,7 +86,11 @@ class ClinicalEvent:
     origin: Origin = "live"
 
     @property
-    def entity(self) -> Encounter | Procedure | MedicationAdministration | Observation:
+    def entity(
+        self,
+    ) -> (
+        Encounter | Procedure | MedicationAdministration | Observation | Claim | Task | Appointment
+    ):
         """The record entity the event is about (implemented by each event type)."""
         raise NotImplementedError  # pragma: no cover - every concrete event overrides it
 
@@ -179,6 +189,79 @@ class ObservationRecorded(ClinicalEvent):
     def entity(self) -> Observation:
         """The observation."""
         return self.observation
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimChanged(ClinicalEvent):
+    """A claim was built, corrected, moved along the revenue cycle or answered by the payer.
+
+    Not clinical, but on the same bus so that the transactional outbox records it for the
+    rescoring consumer, which re-runs denial risk for that claim (``reasoning.rescoring``):
+    a claim that is submitted, adjudicated or written off leaves the denial worklist, and
+    its open ``finance.denial_risk`` suggestion resolves. Charge capture ignores it.
+
+    Published by the claim lifecycle (:mod:`healthos_core.billing.claims`: build, submit,
+    adjudication status, appeal, write-off, correct and resubmit), by a decided prior
+    authorisation (for the patient's claims not yet submitted), by remittance posting
+    called on a live path, and by a live import of a Claim or ClaimResponse.
+
+    Attributes
+    ----------
+    claim : Claim
+        The flushed claim.
+    change : str
+        What happened, for people reading the outbox (``"built"``, ``"submitted"``,
+        ``"adjudicated"``, ``"authorization"``, ``"written"`` …); the consumer does not use it.
+    """
+
+    claim: Claim
+    change: str = "changed"
+
+    @property
+    def entity(self) -> Claim:
+        """The claim."""
+        return self.claim
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueTicketChanged(ClinicalEvent):
+    """A queue ticket (FHIR Task ``queue-ticket``) was created or moved on.
+
+    Published by the one write path for every new or changed ticket: arrival, called,
+    service start, service end, left without being seen (``docs/operations.md``). The
+    outbox records it with the queue point (``Location/<id>``) as its subject, for the
+    queue-bottleneck scorer.
+
+    Attributes
+    ----------
+    ticket : Task
+        The flushed ticket.
+    """
+
+    ticket: Task
+
+    @property
+    def entity(self) -> Task:
+        """The ticket."""
+        return self.ticket
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppointmentChanged(ClinicalEvent):
+    """An Appointment was booked or its status changed (arrived, fulfilled, noshow …).
+
+    Attributes
+    ----------
+    appointment : Appointment
+        The flushed appointment; the outbox's subject is its clinic ``Location/<id>``.
+    """
+
+    appointment: Appointment
+
+    @property
+    def entity(self) -> Appointment:
+        """The appointment."""
+        return self.appointment
 
 
 E = TypeVar("E", bound=ClinicalEvent)

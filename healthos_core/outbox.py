@@ -33,6 +33,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from healthos_core.db import Base, utcnow
 from healthos_core.errors import InvalidInputError
 from healthos_core.events import (
+    AppointmentChanged,
+    ClaimChanged,
     ClinicalEvent,
     EncounterFinished,
     EncounterStarted,
@@ -40,6 +42,7 @@ from healthos_core.events import (
     MedicationAdministered,
     ObservationRecorded,
     ProcedurePerformed,
+    QueueTicketChanged,
 )
 
 __all__ = [
@@ -74,7 +77,8 @@ class OutboxEvent(Base):
         ``"Type/id"`` of the entity the event is about (``"Observation/…"``).
     subject : str or None
         ``"Type/id"`` of what the scorers score (``"Encounter/…"`` for clinical events,
-        ``"Claim/…"`` for claims); ``None`` when the entity belongs to none.
+        ``"Claim/…"`` for claims, the queue point's ``"Location/…"`` for queue tickets and
+        Appointments); ``None`` when the entity belongs to none.
     patient_id : str or None
         The patient (id without ``"Patient/"``).
     code : str or None
@@ -210,6 +214,19 @@ def record_event(session: Session, event: ClinicalEvent) -> OutboxEvent | None:
     entity = event.entity
     encounter_id: str | None
     code: str | None = None
+    if isinstance(event, QueueTicketChanged | AppointmentChanged):
+        # Operations events: the subject is the queue point or clinic, what the
+        # queue-bottleneck scorer scores; the code is the ticket's or appointment's status.
+        operational = event.entity
+        location_id = operational.location_id
+        return enqueue(
+            session,
+            event_type=type(event).__name__,
+            entity_ref=event.subject_ref,
+            subject=f"Location/{location_id}" if location_id else None,
+            patient_id=operational.patient_id,
+            code=operational.status,
+        )
     if isinstance(event, EncounterStarted | EncounterFinished):
         encounter_id = event.encounter.id
     elif isinstance(event, ObservationRecorded):
@@ -221,6 +238,14 @@ def record_event(session: Session, event: ClinicalEvent) -> OutboxEvent | None:
     elif isinstance(event, MedicationAdministered):
         encounter_id = event.administration.encounter_id
         code = event.administration.code
+    elif isinstance(event, ClaimChanged):  # denial risk scores the claim itself
+        return enqueue(
+            session,
+            event_type=type(event).__name__,
+            entity_ref=event.subject_ref,
+            subject=event.subject_ref,
+            patient_id=event.claim.patient_id,
+        )
     else:  # a future event type: queued, scored by nothing until the mapping names it
         encounter_id = getattr(entity, "encounter_id", None)
     return enqueue(

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     max_json_depth : int, default=64
         Deepest nesting of arrays and objects a JSON body may have (FHIR resources nest
         about ten levels); a deeper body is refused with 422 before it is parsed.
+    bulk_export_government_identifiers : bool, default=False
+        Whether a Bulk Data ``$export`` (admin only) carries government identifiers (SSN,
+        driver's licence, passport numbers). Off: they stay out, as for every other read
+        (``docs/access.md``). Turn it on only on the server a whole record is moved *from*
+        (to a new HealthOS server or a backup), where the copy must match patients on every
+        identifier and reproduce every table.
     sync_token : SecretStr, optional
         Bearer token ``healthos sync`` sends to the source FHIR server
         (``HEALTHOS_SYNC_TOKEN``; never a command-line argument).
@@ -99,6 +105,9 @@ class Settings(BaseSettings):
         thread of each API process (the embedded default; several API workers on
         PostgreSQL share the work safely); ``worker``, separate ``healthos worker``
         processes (the API starts none); ``off``, nobody (events wait in the outbox).
+    kpi_targets : dict of str to float, default={}
+        Targets of the KPIs by key (``HEALTHOS_KPI_TARGETS='{"alos": 4.5}'``), over the
+        defaults documented in ``docs/kpis.md``.
     rescore_poll_seconds : float, default=0.1
         Seconds between a consumer's looks at an empty outbox.
     rescore_batch : int, default=100
@@ -131,11 +140,13 @@ class Settings(BaseSettings):
     max_remittance_body_bytes: int = Field(default=50 * 1024 * 1024, ge=0)
     max_fhir_bundle_bytes: int = Field(default=50 * 1024 * 1024, ge=0)
     max_json_depth: int = Field(default=64, ge=1)
+    bulk_export_government_identifiers: bool = False
     sync_token: SecretStr | None = None
     rescore: Literal["inline", "worker", "off"] = "inline"
     rescore_poll_seconds: float = Field(default=0.1, gt=0)
     rescore_batch: int = Field(default=100, ge=1)
     rescore_lease_seconds: float = Field(default=30.0, gt=0)
+    kpi_targets: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("api_tokens")
     @classmethod

@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from healthos_core import terminology as t
 from healthos_core.advisory import RescoreInput, apply_rescores
 from healthos_core.db import make_session_factory, utcnow
+from healthos_core.events import ClaimChanged
 from healthos_core.outbox import (
     MAX_ATTEMPTS,
     OutboxEvent,
@@ -84,7 +85,7 @@ DETERIORATION: Final = DeteriorationScorer.kind
 READMISSION: Final = ReadmissionScorer.kind
 DENIAL: Final = DenialRiskScorer.kind
 #: The outbox event type of a claim change (no claim event is written yet: see the docs).
-CLAIM_CHANGED: Final = "ClaimChanged"
+CLAIM_CHANGED: Final = ClaimChanged.__name__
 
 #: Codes read by the deterioration model (its PhysioNet 2012 variables).
 DETERIORATION_CODES: Final = frozenset(code for *_, codes in VARIABLES for code in codes)

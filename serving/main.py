@@ -59,6 +59,7 @@ from serving.page_cache import PageCache
 from serving.problems import PROBLEM_MEDIA_TYPE, ProblemResponse, http_problem, problem_response
 from serving.routers import api_router, cds_hooks, health
 from serving.routers import finance as finance_routes
+from serving.routers import kpis as kpi_routes
 from serving.routers import models as model_routes
 from serving.schemas.common import ProblemDetails
 
@@ -427,6 +428,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.include_router(
             router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES, dependencies=api_dependencies
         )
+    app.include_router(
+        kpi_routes.router,
+        prefix=API_PREFIX,
+        responses=PROBLEM_RESPONSES,
+        dependencies=api_dependencies,
+    )
     app.include_router(fhir_router)  # at /fhir; errors as OperationOutcome (serving.fhir)
     mount_page(app)  # the command center at / and its files at /static (serving.page)
     return app

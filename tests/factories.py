@@ -29,6 +29,7 @@ from healthos_core.record.entities import (
     Organization,
     Patient,
     PatientIdentifier,
+    Task,
 )
 
 SNOMED = "http://snomed.info/sct"
@@ -289,3 +290,82 @@ def make_condition(
     session.add(condition)
     session.flush()
     return condition
+
+
+def make_queue_point(session: Session, **overrides: Any) -> Location:
+    """A queue point (Location kind ``queue``): an OPD clinic with a 30-minute target."""
+    values: dict[str, Any] = {
+        "id": new_id(),
+        "name": "OPD Clinic",
+        "kind": "queue",
+        "service_type": "opd_clinic",
+        "target_wait_minutes": 30,
+    }
+    values.update(overrides)
+    return make_location(session, physical_type=None, **values)
+
+
+def make_ward(session: Session, ward_type: str = "general_medicine", **overrides: Any) -> Location:
+    """A ward (kind ``ward``) whose ``ward_type`` is the pool of its beds."""
+    overrides.setdefault("managing_organization_id", overrides.get("facility_id"))
+    return make_location(session, service_type=ward_type, **overrides)
+
+
+def make_bed(session: Session, ward: Location, status: str = "U", **overrides: Any) -> Location:
+    """A bed (kind ``bed``) in ``ward`` with HL7 v2-0116 ``status``; the ward's facility."""
+    values: dict[str, Any] = {
+        "name": "Bed",
+        "kind": "bed",
+        "physical_type": "bd",
+        "part_of_id": ward.id,
+        "operational_status": status,
+        "facility_id": ward.facility_id,
+        "managing_organization_id": ward.managing_organization_id,
+    }
+    values.update(overrides)
+    return make_location(session, **values)
+
+
+def make_ticket(
+    session: Session,
+    location: Location,
+    *,
+    arrived: dt.datetime = T0,
+    called: dt.datetime | None = None,
+    started: dt.datetime | None = None,
+    ended: dt.datetime | None = None,
+    left: dt.datetime | None = None,
+    patient: Patient | None = None,
+    **overrides: Any,
+) -> Task:
+    """A queue ticket (Task ``queue-ticket``) at ``location`` with the times given."""
+    patient = patient or make_patient(session)
+    status = (
+        "cancelled"
+        if left
+        else "completed"
+        if ended
+        else "in-progress"
+        if started
+        else "ready"
+        if called
+        else "requested"
+    )
+    values: dict[str, Any] = {
+        "id": new_id(),
+        "status": status,
+        "code": "queue-ticket",
+        "patient_id": patient.id,
+        "location_id": location.id,
+        "priority": "routine",
+        "arrived_at": arrived,
+        "called_at": called,
+        "service_started_at": started,
+        "service_ended_at": ended,
+        "left_at": left,
+    }
+    values.update(overrides)
+    ticket = Task(**values)
+    session.add(ticket)
+    session.flush()
+    return ticket

@@ -63,6 +63,7 @@ from healthos_core.billing.payers import (
 )
 from healthos_core.db import utcnow
 from healthos_core.errors import ConflictError, InvalidInputError, NotFoundError
+from healthos_core.events import ClaimChanged, EventBus, default_bus
 from healthos_core.record.entities import (
     Condition,
     Coverage,
@@ -772,7 +773,13 @@ def _history(
     role: str | None,
     reason: str | None,
     at: dt.datetime,
+    bus: EventBus | None,
 ) -> ClaimStatusHistory:
+    """Record ``claim``'s move to ``to_status`` and publish :class:`ClaimChanged` on ``bus``.
+
+    The event goes through the caller's transaction to the outbox (when the live path is
+    wired), so the claim's denial risk is rescored once the change commits.
+    """
     row = ClaimStatusHistory(
         claim_id=claim.id,
         from_status=claim.billing_status,
@@ -784,6 +791,9 @@ def _history(
     )
     session.add(row)
     claim.billing_status = to_status
+    (bus if bus is not None else default_bus()).publish(
+        ClaimChanged(claim=claim, change=to_status), session
+    )
     return row
 
 
@@ -797,6 +807,7 @@ def build_claim(
     claim_type: str = "institutional",
     modifiers: Mapping[str, Sequence[str]] | None = None,
     at: dt.datetime | None = None,
+    bus: EventBus | None = None,
 ) -> Claim:
     """Build a draft claim from an encounter's billable charges.
 
@@ -818,6 +829,9 @@ def build_claim(
         Procedure modifiers (e.g. ``["59"]``) a coder applied, keyed by ChargeItem id.
     at : aware datetime, optional
         Creation time (``Claim.created``); default now.
+    bus : EventBus, optional
+        Where the :class:`~healthos_core.events.ClaimChanged` event goes (to the outbox
+        when the live path is wired); default :func:`~healthos_core.events.default_bus`.
 
     Returns
     -------
@@ -1043,6 +1057,7 @@ def build_claim(
         role=role,
         reason=f"built from {len(charges)} charge(s) of Encounter/{encounter_id}",
         at=created,
+        bus=bus,
     )
     session.flush()
     return claim
@@ -1821,6 +1836,7 @@ def submit_claim(
     at: dt.datetime | None = None,
     override_edits: Iterable[str] = (),
     reason: str | None = None,
+    bus: EventBus | None = None,
 ) -> Claim:
     """Scrub a draft claim and mark it submitted.
 
@@ -1838,6 +1854,9 @@ def submit_claim(
         waived the rule); needs ``reason``.
     reason : str, optional
         Recorded in the status history; required with ``override_edits``.
+    bus : EventBus, optional
+        Where the :class:`~healthos_core.events.ClaimChanged` event goes (to the outbox
+        when the live path is wired); default :func:`~healthos_core.events.default_bus`.
 
     Returns
     -------
@@ -1889,6 +1908,7 @@ def submit_claim(
             role=role,
             reason=f"{reason.strip()} ({note})" if reason and reason.strip() else note,
             at=when,
+            bus=bus,
         )
         session.flush()
         # The ledger moves the claim's charges from unbilled A/R to the payer's receivable
@@ -1906,6 +1926,7 @@ def record_adjudication_status(
     role: str | None = None,
     at: dt.datetime | None = None,
     reason: str | None = None,
+    bus: EventBus | None = None,
 ) -> Claim:
     """Record the payer's adjudication of a claim: paid, partial or denied.
 
@@ -1924,6 +1945,9 @@ def record_adjudication_status(
         Default now.
     reason : str, optional
         E.g. the CARCs of a denial (``"CO-27"``).
+    bus : EventBus, optional
+        Where the :class:`~healthos_core.events.ClaimChanged` event goes (to the outbox
+        when the live path is wired); default :func:`~healthos_core.events.default_bus`.
 
     Returns
     -------
@@ -1950,7 +1974,7 @@ def record_adjudication_status(
     if claim.billing_status == status:
         return claim
     _check_transition(claim, status)
-    _history(session, claim, status, actor=actor, role=role, reason=reason, at=when)
+    _history(session, claim, status, actor=actor, role=role, reason=reason, at=when, bus=bus)
     session.flush()
     return claim
 
@@ -1963,6 +1987,7 @@ def appeal_claim(
     reason: str,
     role: str | None = None,
     at: dt.datetime | None = None,
+    bus: EventBus | None = None,
 ) -> Claim:
     """Record that a denied, partially paid or underpaid claim was appealed to the payer.
 
@@ -1976,6 +2001,9 @@ def appeal_claim(
     role : str, optional
     at : aware datetime, optional
         Default now.
+    bus : EventBus, optional
+        Where the :class:`~healthos_core.events.ClaimChanged` event goes (to the outbox
+        when the live path is wired); default :func:`~healthos_core.events.default_bus`.
 
     Returns
     -------
@@ -1993,7 +2021,9 @@ def appeal_claim(
     when = _aware(at, "at")
     claim = _get_claim(session, claim_id)
     _check_transition(claim, _S.APPEALED)
-    _history(session, claim, _S.APPEALED.value, actor=actor, role=role, reason=reason, at=when)
+    _history(
+        session, claim, _S.APPEALED.value, actor=actor, role=role, reason=reason, at=when, bus=bus
+    )
     session.flush()
     return claim
 
@@ -2006,6 +2036,7 @@ def write_off_claim(
     reason: str,
     role: str | None = None,
     at: dt.datetime | None = None,
+    bus: EventBus | None = None,
 ) -> Claim:
     """Give up collecting a claim from the payer (e.g. past the filing or appeal limit).
 
@@ -2019,6 +2050,9 @@ def write_off_claim(
     role : str, optional
     at : aware datetime, optional
         Default now.
+    bus : EventBus, optional
+        Where the :class:`~healthos_core.events.ClaimChanged` event goes (to the outbox
+        when the live path is wired); default :func:`~healthos_core.events.default_bus`.
 
     Returns
     -------
@@ -2039,7 +2073,14 @@ def write_off_claim(
     _check_transition(claim, _S.WRITTEN_OFF)
     with session.begin_nested():
         _history(
-            session, claim, _S.WRITTEN_OFF.value, actor=actor, role=role, reason=reason, at=when
+            session,
+            claim,
+            _S.WRITTEN_OFF.value,
+            actor=actor,
+            role=role,
+            reason=reason,
+            at=when,
+            bus=bus,
         )
         session.flush()
         # The ledger writes off the open payer balance (Dr denial_write_off / Cr payer_ar;
@@ -2149,6 +2190,7 @@ def correct_and_resubmit(
     line_updates: Mapping[int, Mapping[str, Any]] | None = None,
     lines: Iterable[int] | None = None,
     override_edits: Iterable[str] = (),
+    bus: EventBus | None = None,
 ) -> Claim:
     """Send a corrected claim for an adjudicated one (FHIR ``Claim.related`` ``prior``).
 
@@ -2177,6 +2219,9 @@ def correct_and_resubmit(
         The original lines being reconsidered (default all), renumbered from 1.
     override_edits : iterable of str
         As in :func:`submit_claim`.
+    bus : EventBus, optional
+        Where the :class:`~healthos_core.events.ClaimChanged` event goes (to the outbox
+        when the live path is wired); default :func:`~healthos_core.events.default_bus`.
 
     Returns
     -------
@@ -2314,6 +2359,7 @@ def correct_and_resubmit(
             role=role,
             reason=f"corrected claim of Claim/{original.id}: {reason}",
             at=when,
+            bus=bus,
         )
         session.flush()
         submit_claim(
@@ -2333,6 +2379,7 @@ def correct_and_resubmit(
             role=role,
             reason=f"corrected by Claim/{corrected.id}: {reason}",
             at=when,
+            bus=bus,
         )
         session.flush()
     return corrected

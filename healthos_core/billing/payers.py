@@ -60,9 +60,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from healthos_core.billing.entities import Claim, ClaimBillingStatus
 from healthos_core.billing.money import check_currency, ledger_currency
 from healthos_core.db import Base, utcnow
 from healthos_core.errors import ConflictError, InvalidInputError, NotFoundError
+from healthos_core.events import ClaimChanged, EventBus, default_bus
 from healthos_core.record.entities import (
     Coverage,
     Encounter,
@@ -1510,6 +1512,7 @@ def decide_authorization(
     reason: str | None = None,
     decided_at: dt.datetime | None = None,
     approved_amount: Decimal | str | None = None,
+    bus: EventBus | None = None,
 ) -> PriorAuthorization:
     """Record the payer's decision (or the provider's cancellation) on an authorisation.
 
@@ -1534,6 +1537,11 @@ def decide_authorization(
         Default now; not before ``requested_at``. Stops the IRDAI clock of the India kinds.
     approved_amount : Decimal, optional
         Amount approved (cashless), in the authorisation's currency.
+
+    bus : EventBus, optional
+        Where :class:`~healthos_core.events.ClaimChanged` goes for each of the patient's
+        claims still in draft or submitted (a decision changes their denial risk);
+        default :func:`~healthos_core.events.default_bus`.
 
     Returns
     -------
@@ -1601,7 +1609,18 @@ def decide_authorization(
             authorization.approved_amount = amount
             authorization.currency = authorization.currency or ledger_currency()
     session.flush()
+    _publish_claims_of(session, authorization, bus if bus is not None else default_bus())
     return authorization
+
+
+def _publish_claims_of(session: Session, authorization: PriorAuthorization, bus: EventBus) -> None:
+    """Publish ``ClaimChanged`` for the patient's claims a decision can change (not yet paid)."""
+    open_statuses = (ClaimBillingStatus.DRAFT.value, ClaimBillingStatus.SUBMITTED.value)
+    query = select(Claim).where(
+        Claim.patient_id == authorization.patient_id, Claim.billing_status.in_(open_statuses)
+    )
+    for claim in session.scalars(query.order_by(Claim.id)):
+        bus.publish(ClaimChanged(claim=claim, change="authorization"), session)
 
 
 def expire_authorizations(

@@ -26,8 +26,10 @@ from healthos_core.billing.entities import (
 from healthos_core.billing.money import ledger_currency
 from healthos_core.errors import NotFoundError
 from healthos_core.fhir.refs import format_datetime
+from healthos_core.operations import codes as ops
 from healthos_core.record.entities import (
     AllergyIntolerance,
+    Appointment,
     Condition,
     Coverage,
     DiagnosticReport,
@@ -42,6 +44,7 @@ from healthos_core.record.entities import (
     Practitioner,
     Procedure,
     RecordMixin,
+    Task,
 )
 
 #: Patient compartment: entity, and the column holding the patient id.
@@ -60,6 +63,8 @@ COMPARTMENT: tuple[type[RecordMixin], ...] = (
     Claim,
     ExplanationOfBenefit,
     ClaimResponse,
+    Task,
+    Appointment,
 )
 
 
@@ -284,10 +289,45 @@ def _organization(e: Organization) -> dict[str, Any]:
 
 
 def _location(e: Location) -> dict[str, Any]:
+    types = [
+        {"coding": [{"system": system, "code": code}]}
+        for system, code in (
+            (ops.LOCATION_KIND_SYSTEM, e.kind),
+            (ops.SERVICE_TYPE_SYSTEM, e.service_type),
+        )
+        if code
+    ]
+    target = (
+        [
+            {
+                "url": ops.TARGET_WAIT_EXTENSION,
+                "valueDuration": {
+                    "value": e.target_wait_minutes,
+                    "unit": "min",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "min",
+                },
+            }
+        ]
+        if e.target_wait_minutes is not None
+        else None
+    )
+    status = (
+        {
+            "system": ops.BED_STATUS_SYSTEM,
+            "code": e.operational_status,
+            "display": ops.BED_STATUS_DISPLAY.get(e.operational_status, e.operational_status),
+        }
+        if e.operational_status
+        else None
+    )
     return _clean(
         {
+            "extension": target,
             "name": e.name,
             "status": e.status,
+            "operationalStatus": status,
+            "type": types,
             "partOf": _reference("Location", e.part_of_id),
             "managingOrganization": _reference("Organization", e.managing_organization_id),
             "physicalType": {

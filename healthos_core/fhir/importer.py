@@ -19,7 +19,9 @@ written, what it changed is published as ``live`` events on the bus (default
 its ChargeItems there: a new Encounter (:class:`~healthos_core.events.EncounterStarted`, and
 :class:`~healthos_core.events.EncounterFinished` when it arrives finished), an Encounter that
 became finished (``EncounterFinished``), a new or amended Procedure, MedicationAdministration
-or Observation. The same content written again publishes nothing (:func:`stored_states`).
+or Observation, a new or changed queue ticket (Task: ``QueueTicketChanged``) or Appointment
+(``AppointmentChanged``). The same content written again publishes nothing
+(:func:`stored_states`).
 
 Import hooks (:func:`register_import_hook`) run for every unit whatever its origin;
 remittance posting is one, installed by :func:`healthos_core.wiring.wire_live_path`
@@ -56,10 +58,12 @@ from sqlalchemy import Float, Numeric, String, Table, bindparam, delete, select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from healthos_core.billing.entities import ClaimDiagnosis, ClaimItem
+from healthos_core.billing.entities import Claim, ClaimDiagnosis, ClaimItem, ClaimResponse
 from healthos_core.db import session_scope, upsert_insert, utcnow
 from healthos_core.errors import FhirValidationError, HealthOSError, InvalidInputError
 from healthos_core.events import (
+    AppointmentChanged,
+    ClaimChanged,
     ClinicalEvent,
     EncounterFinished,
     EncounterStarted,
@@ -68,6 +72,7 @@ from healthos_core.events import (
     ObservationRecorded,
     Origin,
     ProcedurePerformed,
+    QueueTicketChanged,
     default_bus,
 )
 from healthos_core.fhir.mapping import (
@@ -79,11 +84,13 @@ from healthos_core.fhir.mapping import (
 )
 from healthos_core.fhir.refs import parse_ref
 from healthos_core.record.entities import (
+    Appointment,
     Encounter,
     MedicationAdministration,
     Observation,
     PatientIdentifier,
     Procedure,
+    Task,
 )
 
 SUFFIXES = (".json", ".ndjson", ".json.gz", ".ndjson.gz", ".jsonl", ".jsonl.gz")
@@ -168,6 +175,8 @@ DEPENDENCY_ORDER = (
     "DiagnosticReport",
     "Immunization",
     "AllergyIntolerance",
+    "Appointment",
+    "Task",
     "ChargeItem",
     "Claim",
     "ExplanationOfBenefit",
@@ -596,14 +605,20 @@ def _check_origin(origin: str) -> None:
 
 #: Entities of the clinical resource types whose import publishes live events, in the
 #: order their events go out (a visit before what happened during it).
-_EventEntity = Encounter | Procedure | MedicationAdministration | Observation
+_EventEntity = Encounter | Procedure | MedicationAdministration | Observation | Task | Appointment
 _EVENT_ENTITIES: tuple[type[_EventEntity], ...] = (
     Encounter,
     Procedure,
     MedicationAdministration,
     Observation,
+    Task,
+    Appointment,
 )
 
+
+#: Billing resources whose live write changes a claim's denial risk: a Claim itself, and a
+#: ClaimResponse (the payer answered: the claim leaves the denial worklist).
+_CLAIM_ENTITIES: tuple[type[Claim | ClaimResponse], ...] = (Claim, ClaimResponse)
 
 #: What a live write changes about a stored fact: ``(status, resource)`` of its row
 #: before the write, by ``(resource type, id)``; absent when the fact is new.
@@ -623,7 +638,7 @@ def stored_states(session: Session, unit: Unit) -> StoredStates:
     write changes (one query per clinical resource type in the unit).
     """
     states: StoredStates = {}
-    for entity_type in _EVENT_ENTITIES:
+    for entity_type in (*_EVENT_ENTITIES, *_CLAIM_ENTITIES):
         name = entity_type.__name__
         ids = _unit_ids(unit, name)
         for start in range(0, len(ids), 500):
@@ -661,6 +676,10 @@ def _events_of(
         return [ProcedurePerformed(procedure=entity, origin="live")]
     if isinstance(entity, MedicationAdministration):
         return [MedicationAdministered(administration=entity, origin="live")]
+    if isinstance(entity, Task):
+        return [QueueTicketChanged(ticket=entity, origin="live")]
+    if isinstance(entity, Appointment):
+        return [AppointmentChanged(appointment=entity, origin="live")]
     return [ObservationRecorded(observation=entity, origin="live")]
 
 
@@ -713,6 +732,60 @@ def publish_live_events(
             for event in events:
                 bus.publish(event, session)
                 published += 1
+    return published + _publish_claim_changes(session, unit, bus, before)
+
+
+def _changed_ids(
+    unit: Unit, name: str, before: StoredStates, session: Session, entity_type: type[Any]
+) -> list[str]:
+    """Ids of ``name`` resources in ``unit`` that are new or whose stored resource changed."""
+    ids = _unit_ids(unit, name)
+    if not ids:
+        return []
+    table = cast(Table, entity_type.__table__)
+    now: dict[str, Any] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        query = select(table.c.id, table.c.resource).where(table.c.id.in_(chunk))
+        now.update({row.id: row.resource for row in session.execute(query)})
+    changed = []
+    for entity_id in ids:
+        was = before.get((name, entity_id))
+        if entity_id in now and (was is None or was[1] != now[entity_id]):
+            changed.append(entity_id)
+    return changed
+
+
+def _publish_claim_changes(
+    session: Session, unit: Unit, bus: EventBus, before: StoredStates
+) -> int:
+    """Publish :class:`ClaimChanged` once per claim a live unit changed.
+
+    A Claim that is new or whose resource changed is a change of that claim; so is a new
+    or changed ClaimResponse, for the claim it answers (the same content written again
+    publishes nothing).
+    """
+    claim_ids = dict.fromkeys(_changed_ids(unit, "Claim", before, session, Claim), "written")
+    response_ids = _changed_ids(unit, "ClaimResponse", before, session, ClaimResponse)
+    for start in range(0, len(response_ids), 500):
+        chunk = response_ids[start : start + 500]
+        answered = select(ClaimResponse.claim_id).where(ClaimResponse.id.in_(chunk))
+        for claim_id in session.scalars(answered):
+            if claim_id is not None:
+                claim_ids.setdefault(claim_id, "adjudicated")
+    published = 0
+    ids = list(claim_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        claims = (
+            select(Claim)
+            .where(Claim.id.in_(chunk))
+            .order_by(Claim.id)
+            .execution_options(populate_existing=True)
+        )
+        for claim in session.scalars(claims):
+            bus.publish(ClaimChanged(claim=claim, change=claim_ids[claim.id]), session)
+            published += 1
     return published
 
 

@@ -34,8 +34,10 @@ from healthos_core.fhir.refs import (
     period,
     ref_id,
 )
+from healthos_core.operations import codes as ops
 from healthos_core.record.entities import (
     AllergyIntolerance,
+    Appointment,
     Condition,
     Coverage,
     DiagnosticReport,
@@ -50,6 +52,7 @@ from healthos_core.record.entities import (
     PatientIdentifier,
     Practitioner,
     Procedure,
+    Task,
 )
 
 Row = dict[str, Any]
@@ -109,14 +112,49 @@ def map_organization(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     return out
 
 
+def _coding_of(concepts: list[dict[str, Any]] | None, system: str) -> str | None:
+    """Return the code of the first coding from ``system`` in a list of CodeableConcepts."""
+    for concept in concepts or []:
+        for coding in (concept or {}).get("coding") or []:
+            if coding.get("system") == system and coding.get("code"):
+                return str(coding["code"])
+    return None
+
+
+def _extension(r: dict[str, Any], url: str) -> dict[str, Any] | None:
+    return next((e for e in r.get("extension") or [] if e.get("url") == url), None)
+
+
+def _extension_time(r: dict[str, Any], url: str) -> dt.datetime | None:
+    found = _extension(r, url)
+    return parse_datetime(found.get("valueDateTime")) if found else None
+
+
+def _target_minutes(r: dict[str, Any]) -> int | None:
+    """Return the queue-target-wait extension's ``valueDuration`` in minutes (min or h)."""
+    found = _extension(r, ops.TARGET_WAIT_EXTENSION)
+    duration = (found or {}).get("valueDuration") or {}
+    value = duration.get("value")
+    if value is None:
+        return None
+    unit = duration.get("code") or duration.get("unit") or "min"
+    factor = {"min": 1, "h": 60, "s": 1 / 60}.get(str(unit))
+    if factor is None:
+        raise ValueError(f"queue target wait unit {unit!r}: use 'min' or 'h' (UCUM)")
+    return round(float(value) * factor)
+
+
 def map_location(r: dict[str, Any], ctx: MappingContext) -> Mapped:
-    """Location → ``location``."""
+    """Location → ``location`` (kind, service type and wait target from ``type``/extension)."""
     out = Mapped()
     org = ref_id(r.get("managingOrganization"), "Organization")
     row = _base(r, org)
+    types = r.get("type") or []
     row.update(
         name=r.get("name"),
-        kind=_concept_code((r.get("type") or [None])[0]),
+        kind=_coding_of(types, ops.LOCATION_KIND_SYSTEM) or _concept_code((types or [None])[0]),
+        service_type=_coding_of(types, ops.SERVICE_TYPE_SYSTEM),
+        target_wait_minutes=_target_minutes(r),
         physical_type=_concept_code(r.get("physicalType")),
         status=r.get("status", "active"),
         operational_status=(r.get("operationalStatus") or {}).get("code"),
@@ -235,6 +273,9 @@ def map_encounter(r: dict[str, Any], ctx: MappingContext) -> Mapped:
         admit_source=_concept_code(hospitalization.get("admitSource")),
         discharge_disposition=_concept_code(hospitalization.get("dischargeDisposition")),
         reason_code=_concept_code((r.get("reasonCode") or [None])[0]),
+        expected_discharge_at=_extension_time(r, ops.EXPECTED_DISCHARGE_EXTENSION),
+        admit_decision_at=_extension_time(r, ops.ADMIT_DECISION_EXTENSION),
+        admit_to_pool=(_extension(r, ops.ADMIT_TO_POOL_EXTENSION) or {}).get("valueCode"),
     )
     ctx.encounter_facility[r["id"]] = facility
     out.add(Encounter.__table__, row)
@@ -410,6 +451,50 @@ def map_allergy_intolerance(r: dict[str, Any], ctx: MappingContext) -> Mapped:
     )
     out.add(AllergyIntolerance.__table__, row)
     return out
+
+
+def map_task(r: dict[str, Any], ctx: MappingContext) -> Mapped:
+    """Task → ``task``: a queue ticket's times (``docs/operations.md``)."""
+    out = Mapped()
+    started, ended = period(r.get("executionPeriod"))
+    row = _base(r, _encounter_facility(r, ctx))
+    row.update(
+        status=r["status"],
+        code=_concept_code(r.get("code")),
+        patient_id=ref_id(r.get("for"), "Patient"),
+        encounter_id=ref_id(r.get("encounter"), "Encounter"),
+        location_id=ref_id(r.get("location"), "Location"),
+        priority=r.get("priority"),
+        arrived_at=parse_datetime(r.get("authoredOn")),
+        called_at=_extension_time(r, ops.CALLED_EXTENSION),
+        service_started_at=started,
+        service_ended_at=ended,
+        left_at=_extension_time(r, ops.LEFT_EXTENSION),
+    )
+    out.add(Task.__table__, row)
+    return out
+
+
+def map_appointment(r: dict[str, Any], ctx: MappingContext) -> Mapped:
+    """Appointment → ``appointment`` (the first Patient and Location participants)."""
+    out = Mapped()
+    actors = [(p.get("actor") or {}) for p in r.get("participant") or []]
+    patient = next((ref_id(a, "Patient") for a in actors if _is_ref(a, "Patient")), None)
+    location = next((ref_id(a, "Location") for a in actors if _is_ref(a, "Location")), None)
+    row = _base(r)
+    row.update(
+        status=r["status"],
+        patient_id=patient,
+        location_id=location,
+        start=parse_datetime(r.get("start")),
+        end=parse_datetime(r.get("end")),
+    )
+    out.add(Appointment.__table__, row)
+    return out
+
+
+def _is_ref(actor: dict[str, Any], resource_type: str) -> bool:
+    return str(actor.get("reference", "")).startswith(f"{resource_type}/")
 
 
 def _service_date(item: dict[str, Any]) -> dt.date | None:
@@ -666,6 +751,8 @@ MAPPERS: dict[str, Mapper] = {
     "ExplanationOfBenefit": map_explanation_of_benefit,
     "ClaimResponse": map_claim_response,
     "ChargeItem": map_charge_item,
+    "Task": map_task,
+    "Appointment": map_appointment,
 }
 
 #: Resource type → its entity's table.
@@ -688,6 +775,8 @@ TABLES: dict[str, Table] = {
     "ExplanationOfBenefit": ExplanationOfBenefit.__table__,  # type: ignore[dict-item]
     "ClaimResponse": ClaimResponse.__table__,  # type: ignore[dict-item]
     "ChargeItem": ChargeItem.__table__,  # type: ignore[dict-item]
+    "Task": Task.__table__,  # type: ignore[dict-item]
+    "Appointment": Appointment.__table__,  # type: ignore[dict-item]
 }
 
 #: Child tables written after their parents, with their natural keys.

@@ -246,6 +246,21 @@ SEARCH_PARAMS: Final[dict[str, dict[str, SearchParam]]] = {
         "status": _token("status", "ExplanationOfBenefit.status"),
         "created": _date("created", "ExplanationOfBenefit.created"),
     },
+    "Task": {
+        "patient": _ref("patient_id", "Patient", "Task.for"),
+        "subject": _ref("patient_id", "Patient", "Task.for"),
+        "encounter": _ref("encounter_id", "Encounter", "Task.encounter"),
+        "code": _token("code", "Task.code"),
+        "status": _token("status", "Task.status"),
+        "priority": _token("priority", "Task.priority"),
+        "authored-on": _date("arrived_at", "Task.authoredOn"),
+    },
+    "Appointment": {
+        "patient": _ref("patient_id", "Patient", "Appointment.participant.actor"),
+        "location": _ref("location_id", "Location", "Appointment.participant.actor"),
+        "status": _token("status", "Appointment.status"),
+        "date": _date("start", "Appointment.start"),
+    },
     "ClaimResponse": {
         **_subject("ClaimResponse", "patient"),
         "request": _ref("claim_id", "Claim", "ClaimResponse.request"),

@@ -41,6 +41,8 @@ CLINICAL_TYPES: Final = frozenset(
         "AllergyIntolerance",
     }
 )
+#: Operations resource types: queue tickets (Task) and Appointments (``docs/operations.md``).
+OPERATIONS_TYPES: Final = frozenset({"Task", "Appointment"})
 #: Billing resource types (payment).
 BILLING_TYPES: Final = frozenset(
     {"Coverage", "ChargeItem", "Claim", "ExplanationOfBenefit", "ClaimResponse"}
@@ -51,23 +53,23 @@ BILLING_TYPES: Final = frozenset(
 #: diagnoses and procedures) and the billing record, not vital signs or results;
 #: operations and admin find patients and encounters. Other roles read nothing (403).
 READABLE_TYPES: Final[dict[str, frozenset[str]]] = {
-    "clinician": CLINICAL_TYPES | _DIRECTORY,
-    "nurse": CLINICAL_TYPES | _DIRECTORY,
+    "clinician": CLINICAL_TYPES | OPERATIONS_TYPES | _DIRECTORY,
+    "nurse": CLINICAL_TYPES | OPERATIONS_TYPES | _DIRECTORY,
     "finance": frozenset({"Patient", "Encounter", "Condition", "Procedure"})
     | BILLING_TYPES
     | _DIRECTORY,
-    "operations": frozenset({"Patient", "Encounter"}) | _DIRECTORY,
-    "admin": frozenset({"Patient", "Encounter"}) | _DIRECTORY,
+    "operations": frozenset({"Patient", "Encounter"}) | OPERATIONS_TYPES | _DIRECTORY,
+    "admin": frozenset({"Patient", "Encounter"}) | OPERATIONS_TYPES | _DIRECTORY,
 }
 
 #: Role → the resource types it may write (create, update, transaction, batch). ``admin``
 #: is the account of interfaces that feed the record (an EHR, a lab system, a payer):
 #: every type. Clinicians and nurses record care, finance the billing record.
 WRITABLE_TYPES: Final[dict[str, frozenset[str]]] = {
-    "clinician": CLINICAL_TYPES | _DIRECTORY,
-    "nurse": CLINICAL_TYPES - {"Patient"},
+    "clinician": CLINICAL_TYPES | OPERATIONS_TYPES | _DIRECTORY,
+    "nurse": (CLINICAL_TYPES - {"Patient"}) | OPERATIONS_TYPES,
     "finance": BILLING_TYPES,
-    "admin": CLINICAL_TYPES | BILLING_TYPES | _DIRECTORY,
+    "admin": CLINICAL_TYPES | OPERATIONS_TYPES | BILLING_TYPES | _DIRECTORY,
 }
 
 #: Patient elements shown only to roles that see demographics.
@@ -205,13 +207,22 @@ def fhir_view(role: str) -> FhirView:
 #: The role that may run a Bulk Data export (``$export``): the whole record, of every
 #: type, for the system's own operations (a backup, moving the record to another
 #: HealthOS server, the analytics warehouse). Government identifiers stay out, as for
-#: every other read (no role's work needs them); the source system's own ids are kept
-#: (re-imports match patients on them).
+#: every other read (no role's work needs them), unless the server is set to move the
+#: whole record (``Settings.bulk_export_government_identifiers``); the source system's
+#: own ids are always kept (re-imports match patients on them).
 BULK_EXPORT_ROLE: Final = "admin"
 
 
-def bulk_export_view(role: str) -> FhirView:
+def bulk_export_view(role: str, *, government_identifiers: bool = False) -> FhirView:
     """Return what a Bulk Data export by ``role`` holds.
+
+    Parameters
+    ----------
+    role : str
+        The caller's role.
+    government_identifiers : bool, default=False
+        Keep SSN, driver's licence and passport numbers (a move of the whole record:
+        ``Settings.bulk_export_government_identifiers``); by default they are left out.
 
     Raises
     ------
@@ -222,9 +233,12 @@ def bulk_export_view(role: str) -> FhirView:
         raise PermissionDeniedError(
             f"the {role} role may not run a bulk export; the {BULK_EXPORT_ROLE} role may"
         )
-    everything = CLINICAL_TYPES | BILLING_TYPES | _DIRECTORY
+    everything = CLINICAL_TYPES | OPERATIONS_TYPES | BILLING_TYPES | _DIRECTORY
+    identifiers = frozenset(IdentifierCategory)
+    if not government_identifiers:
+        identifiers -= {IdentifierCategory.GOVERNMENT}
     record = RecordView(
-        identifiers=frozenset(IdentifierCategory) - {IdentifierCategory.GOVERNMENT},
+        identifiers=identifiers,
         demographics=True,
         encounter_reason=True,
         observations=True,

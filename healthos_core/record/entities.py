@@ -84,7 +84,10 @@ class Location(RecordMixin, Base):
 
     ``physical_type`` uses FHIR location-physical-type codes (``wa`` ward, ``bd`` bed,
     ``ro`` room, ``si`` site); ``kind`` is HealthOS's role for it (``ward``, ``icu``,
-    ``bed``, ``clinic``, ``queue``).
+    ``bed``, ``clinic``, ``queue``). ``service_type`` is what a queue point serves
+    (``opd_clinic``, ``ed_triage`` …) or a ward's type, which is the bed pool of its beds
+    (``general_medicine``, ``icu`` …); ``target_wait_minutes`` a queue point's wait-time
+    target; ``operational_status`` a bed's HL7 v2 table 0116 status (``docs/operations.md``).
     """
 
     __tablename__ = "location"
@@ -95,6 +98,8 @@ class Location(RecordMixin, Base):
     operational_status: Mapped[str | None] = mapped_column(String(16))
     part_of_id: Mapped[str | None] = mapped_column(ForeignKey("location.id"), index=True)
     managing_organization_id: Mapped[str | None] = mapped_column(ForeignKey("organization.id"))
+    service_type: Mapped[str | None] = mapped_column(String(32))
+    target_wait_minutes: Mapped[int | None] = mapped_column(Integer)
 
 
 class Practitioner(RecordMixin, Base):
@@ -176,6 +181,9 @@ class Encounter(RecordMixin, Base):
     admit_source: Mapped[str | None] = mapped_column(String(32))
     discharge_disposition: Mapped[str | None] = mapped_column(String(32))
     reason_code: Mapped[str | None] = mapped_column(String(64))
+    expected_discharge_at: Mapped[dt.datetime | None]
+    admit_decision_at: Mapped[dt.datetime | None]
+    admit_to_pool: Mapped[str | None] = mapped_column(String(32))
 
 
 class Condition(RecordMixin, CodedMixin, Base):
@@ -287,3 +295,43 @@ class AllergyIntolerance(RecordMixin, CodedMixin, Base):
     criticality: Mapped[str | None] = mapped_column(String(16))
     category: Mapped[str | None] = mapped_column(String(32))
     recorded_at: Mapped[dt.datetime | None]
+
+
+class Task(RecordMixin, Base):
+    """A queue ticket (FHIR Task with code ``queue-ticket``): one patient waiting at a queue point.
+
+    ``arrived_at`` is ``Task.authoredOn``; ``service_started_at``/``service_ended_at`` are
+    ``Task.executionPeriod``; ``called_at`` and ``left_at`` (left without being seen) are
+    HealthOS extensions (``docs/operations.md``). ``priority`` is the FHIR request
+    priority (``routine``, ``urgent``, ``asap``, ``stat``).
+    """
+
+    __tablename__ = "task"
+    __table_args__ = (Index("ix_task_location_arrived", "location_id", "arrived_at"),)
+    status: Mapped[str] = mapped_column(String(24))
+    code: Mapped[str | None] = mapped_column(String(64))
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patient.id"), index=True)
+    encounter_id: Mapped[str | None] = mapped_column(ForeignKey("encounter.id"), index=True)
+    location_id: Mapped[str | None] = mapped_column(ForeignKey("location.id"))
+    priority: Mapped[str | None] = mapped_column(String(16))
+    arrived_at: Mapped[dt.datetime | None]
+    called_at: Mapped[dt.datetime | None]
+    service_started_at: Mapped[dt.datetime | None]
+    service_ended_at: Mapped[dt.datetime | None]
+    left_at: Mapped[dt.datetime | None]
+
+
+class Appointment(RecordMixin, Base):
+    """A booked visit (FHIR Appointment): the patient, the clinic Location and the slot time.
+
+    ``status`` is the FHIR appointment status (``booked``, ``arrived``, ``fulfilled``,
+    ``noshow``, ``cancelled`` …).
+    """
+
+    __tablename__ = "appointment"
+    __table_args__ = (Index("ix_appointment_location_start", "location_id", "start"),)
+    status: Mapped[str] = mapped_column(String(24))
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patient.id"), index=True)
+    location_id: Mapped[str | None] = mapped_column(ForeignKey("location.id"))
+    start: Mapped[dt.datetime | None]
+    end: Mapped[dt.datetime | None]

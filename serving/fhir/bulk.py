@@ -34,7 +34,7 @@ from healthos_core.fhir.bulk import (
     run_export,
 )
 from healthos_core.fhir.views import FhirView, bulk_export_view
-from serving.deps import CurrentUser, SessionDep, app_sessions
+from serving.deps import CurrentUser, SessionDep, SettingsDep, app_sessions
 from serving.fhir.outcomes import (
     ERROR_RESPONSES,
     FhirResponse,
@@ -58,9 +58,11 @@ _KICKOFF_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
 }
 
 
-def export_view(user: CurrentUser) -> FhirView:
+def export_view(user: CurrentUser, settings: SettingsDep) -> FhirView:
     """Return what the caller's bulk export holds (403 unless the role may export)."""
-    return bulk_export_view(user.role)
+    return bulk_export_view(
+        user.role, government_identifiers=settings.bulk_export_government_identifiers
+    )
 
 
 ExportViewDep = Annotated[FhirView, Depends(export_view)]

@@ -12,6 +12,7 @@ from serving.routers import (
     health,
     ledger,
     me,
+    operations,
     patient_accounts,
     patients,
     remittances,
@@ -30,6 +31,7 @@ api_router.include_router(remittances.router)
 api_router.include_router(ledger.router)
 api_router.include_router(billing.router)
 api_router.include_router(patient_accounts.router)
+api_router.include_router(operations.router)
 api_router.include_router(me.router)
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "health",
     "ledger",
     "me",
+    "operations",
     "patient_accounts",
     "patients",
     "remittances",

@@ -152,7 +152,9 @@ def import_remittance(session: Session, body: RawBody) -> RemittanceResultPublic
         written.
     """
     unit = unit_of(body)
-    result = import_unit(session, unit)
+    # A payer's answer arriving now is a live write: its claims are rescored (denial risk
+    # resolves once a claim is answered) through the outbox, like every live write.
+    result = import_unit(session, unit, origin="live")
     ids = sorted({str(r["id"]) for _, r in unit.entries})
     entries = 0
     rows: list[Any] = []

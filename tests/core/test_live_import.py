@@ -232,6 +232,7 @@ def test_live_import_of_a_finished_visit_charges_each_billable_event_once(
         ("ProcedurePerformed", ids.ref("procedure")),
         ("ObservationRecorded", ids.ref("observation")),
         ("ObservationRecorded", ids.ref("bp_panel")),
+        ("ClaimChanged", ids.ref("claim")),  # the bundle's Claim: its denial risk is rescored
     } == published
     assert sorted(charges(session_factory)) == sorted([ids.ref("encounter"), ids.ref("procedure")])
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from healthos_core.billing.entities import Claim, ClaimResponse, ClaimStatusHistory
@@ -38,7 +38,9 @@ from healthos_core.billing.remittance import (
     rarc_codes,
 )
 from healthos_core.errors import FhirValidationError
+from healthos_core.events import EventBus
 from healthos_core.fhir.importer import import_document, import_paths
+from healthos_core.outbox import OutboxEvent, OutboxRecorder
 from healthos_core.settings import get_settings
 from tests.conftest import table_counts
 from tests.factories import make_organization, make_patient, new_id
@@ -765,3 +767,33 @@ def test_remittance_and_imported_claims_in_another_currency_are_refused(
             import_document(session, in_euro(fhir_claim(new_id(), world.patient.id, ["10.00"])))
     session.rollback()
     assert table_counts(engine) == before
+
+
+def test_a_live_claim_or_payer_answer_queues_one_claim_change_and_a_backload_none(
+    session: Session, world: World
+) -> None:
+    bus = EventBus()
+    OutboxRecorder().subscribe(bus)
+
+    def pending() -> list[tuple[str, str | None]]:
+        rows = session.scalars(
+            select(OutboxEvent).where(OutboxEvent.done_at.is_(None)).order_by(OutboxEvent.id)
+        )
+        found = [(row.event_type, row.subject) for row in rows]
+        session.execute(update(OutboxEvent).values(done_at=dt.datetime.now(dt.UTC)))
+        return found
+
+    claim_id = new_id()
+    claim = fhir_claim(claim_id, world.patient.id, ["100.00"])
+    import_document(session, claim, origin="live", bus=bus)
+    assert pending() == [("ClaimChanged", f"Claim/{claim_id}")]
+    import_document(session, claim, origin="live", bus=bus)  # the same content: no change
+    assert pending() == []
+    response = fhir_response(claim_id, world.patient.id, {1: paid_line("100.00", "40.00")})
+    import_document(session, response, origin="live", bus=bus)
+    assert pending() == [("ClaimChanged", f"Claim/{claim_id}")]
+    import_document(session, response, origin="live", bus=bus)
+    assert pending() == []
+    history_claim = fhir_claim(new_id(), world.patient.id, ["10.00"])
+    import_document(session, history_claim, origin="backload", bus=bus)
+    assert pending() == []

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from healthos_core import terminology as t
 from healthos_core.advisory import SuggestionAction, SuggestionRecord, SuggestionStatus
+from healthos_core.billing.claims import build_claim, write_off_claim
+from healthos_core.billing.payers import decide_authorization, request_authorization
 from healthos_core.db import make_session_factory
 from healthos_core.events import EventBus
 from healthos_core.outbox import OutboxEvent, claim_events
@@ -24,6 +26,7 @@ from reasoning.clinical.news2_scorer import News2Scorer
 from reasoning.clinical.sirs_scorer import SirsScorer
 from reasoning.rescoring import RescoringConsumer, kinds_for
 from reasoning.suggestion import Suggestion
+from tests.core.test_claims import CHECKUP, COLONOSCOPY, make_charge, make_world
 
 #: A deteriorating set: RR 26 (3) SpO2 92 (2) oxygen (2) SBP 104 (1) HR 112 (2) alert (0)
 #: T 38.3 (1) = NEWS2 11 (high); SIRS: T, HR and RR criteria met.
@@ -348,5 +351,91 @@ def test_one_failing_subject_does_not_hold_back_the_others(engine: Engine) -> No
             left = session.scalars(select(OutboxEvent).where(OutboxEvent.done_at.is_(None))).all()
             assert {row.subject for row in left} == {bad.reference}
             assert all(row.claimed_until is not None and row.attempts == 1 for row in left)
+    finally:
+        unwire(bus)
+
+
+def test_a_claim_change_rescores_its_denial_risk_and_leaving_the_worklist_resolves_it(
+    engine: Engine,
+) -> None:
+    factory = make_session_factory(engine)
+    bus = _live_bus()
+    consumer = RescoringConsumer(engine, worker_id="test")
+    try:
+        with factory.begin() as session:
+            # Coverage ended before the visit: the scrubber's coverage edit, a high risk.
+            world = make_world(session, coverage_end=dt.date(2023, 12, 31))
+            make_charge(session, world, CHECKUP, "125.00")
+            claim = build_claim(
+                session,
+                encounter_id=world.encounter.id,
+                actor="biller",
+                coverage_id=world.coverage.id,
+                bus=bus,
+            )
+        subject = f"Claim/{claim.id}"
+        with factory() as session:
+            queued = session.scalars(
+                select(OutboxEvent).where(OutboxEvent.event_type == "ClaimChanged")
+            ).all()
+            assert [(e.entity_ref, e.subject) for e in queued] == [(subject, subject)]
+        report = consumer.run_once()
+        assert report.failed == 0
+        [risk] = suggestions_of(factory, subject, "finance.denial_risk")
+        assert risk.status == "open" and risk.score is not None and risk.score >= 0.1
+
+        with factory.begin() as session:
+            write_off_claim(session, claim.id, actor="biller", reason="coverage ended", bus=bus)
+        report = consumer.run_once()
+        assert report.claimed == 1 and report.resolved == 1
+        [resolved] = suggestions_of(factory, subject, "finance.denial_risk")
+        assert resolved.id == risk.id and resolved.status == SuggestionStatus.RESOLVED
+    finally:
+        unwire(bus)
+
+
+def test_a_claim_changed_on_a_bus_that_is_not_wired_queues_nothing(engine: Engine) -> None:
+    factory = make_session_factory(engine)
+    with factory.begin() as session:
+        world = make_world(session)
+        make_charge(session, world, CHECKUP, "125.00")
+        build_claim(session, encounter_id=world.encounter.id, actor="biller", bus=EventBus())
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+
+
+def test_a_prior_authorisation_decision_queues_the_patients_open_claims(engine: Engine) -> None:
+    factory = make_session_factory(engine)
+    bus = _live_bus()
+    try:
+        with factory.begin() as session:
+            world = make_world(session)
+            make_charge(session, world, COLONOSCOPY, "900.00")
+            claim = build_claim(session, encounter_id=world.encounter.id, actor="biller", bus=bus)
+            session.execute(update(OutboxEvent).values(done_at=dt.datetime.now(dt.UTC)))
+            request = request_authorization(
+                session,
+                patient_id=world.patient.id,
+                payer_id="payer-blue-hmo",
+                requested_by="scheduler",
+                service_categories=["surgical_procedure"],
+                requested_at=world.encounter.period_start - dt.timedelta(days=5),
+            )
+            decide_authorization(
+                session,
+                request.id,
+                status="approved",
+                actor="payer",
+                reference_number="PA-1",
+                valid_from=dt.date(2024, 2, 1),
+                valid_to=dt.date(2024, 4, 1),
+                decided_at=world.encounter.period_start - dt.timedelta(days=4),
+                bus=bus,
+            )
+        with factory() as session:
+            pending = session.scalars(select(OutboxEvent).where(OutboxEvent.done_at.is_(None)))
+            assert [(e.event_type, e.subject) for e in pending] == [
+                ("ClaimChanged", f"Claim/{claim.id}")
+            ]
     finally:
         unwire(bus)

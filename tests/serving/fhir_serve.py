@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,8 +25,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def healthos_serve(db_url: str, folder: Path) -> Iterator[str]:
+def healthos_serve(
+    db_url: str, folder: Path, settings: Mapping[str, str] | None = None
+) -> Iterator[str]:
     """Serve ``db_url`` with ``healthos serve`` (dev tokens, var dir in ``folder``).
+
+    ``settings`` are extra ``HEALTHOS_*`` environment variables for the server.
 
     Yields the server's base URL (``http://127.0.0.1:<port>``) once ``/ready`` answers;
     the server is stopped (by its process id) on exit.
@@ -35,6 +39,7 @@ def healthos_serve(db_url: str, folder: Path) -> Iterator[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("HEALTHOS_")}
     env["PYTHONPATH"] = str(REPO_ROOT)  # the code under test, wherever it is checked out
     env["HEALTHOS_VAR_DIR"] = str(folder / "var")
+    env.update(settings or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "serving.cli", "serve", "--db", db_url, "--port", str(port)],
         cwd=folder,

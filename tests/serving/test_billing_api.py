@@ -54,7 +54,7 @@ TOKENS = {
     "tok-admin-0001": "admin",
     "tok-datasci-0001": "data_scientist",
 }
-SETTINGS = Settings(environment="test", api_tokens=TOKENS)  # type: ignore[arg-type]
+SETTINGS = Settings(environment="test", api_tokens=TOKENS, rescore="off")  # type: ignore[arg-type]
 PROBLEM = "application/problem+json"
 API = "/api/v1"
 RCM = SHARED_DATA / "synthea-rcm"
