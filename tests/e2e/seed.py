@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from healthos_core import operations
 from healthos_core import terminology as t
 from healthos_core.advisory import save_suggestions
 from healthos_core.record import service
@@ -21,7 +22,7 @@ from reasoning.clinical.news2_scorer import News2Scorer
 from reasoning.finance.denial_scorer import DenialRiskScorer
 from reasoning.finance.leakage import LeakageScorer
 from reasoning.suggestion import Audience, Explanation, Factor, Severity, Source, Suggestion
-from tests.factories import make_chargemaster, make_location
+from tests.factories import make_chargemaster, make_organization
 from tests.reasoning import test_denial_features as denial_world
 from tests.reasoning import test_leakage as leakage_world
 
@@ -91,7 +92,7 @@ VITALS: dict[str, dict[str, float]] = {
 
 
 def bottleneck(location_id: str, now: dt.datetime) -> Suggestion:
-    """A queue-bottleneck suggestion as the contract describes it (no scorer here yet)."""
+    """A queue-bottleneck suggestion as the contract describes it, built by hand."""
     return Suggestion(
         kind="operations.queue_bottleneck",
         audience=Audience.OPERATIONS,
@@ -115,6 +116,38 @@ def bottleneck(location_id: str, now: dt.datetime) -> Suggestion:
         facility_id=None,
         created_at=now,
     )
+
+
+def _operations(session: Session, now: dt.datetime) -> str:
+    """A region, a network and a facility; a queue point with waiting patients; a ward.
+
+    Returns the queue point's id.
+    """
+    make_organization(session, id="region-north", name="North region", type_code="region")
+    make_organization(
+        session, id="net-e2e", name="City network", type_code="network", part_of_id="region-north"
+    )
+    make_organization(session, id="fac-e2e", name="City Hospital", part_of_id="net-e2e")
+    clinic = operations.create_queue_point(
+        session,
+        name="OPD Cardiology",
+        service="opd_clinic",
+        facility_id="fac-e2e",
+        target_wait_minutes=30,
+    )
+    for minutes in (55, 40, 10):
+        operations.create_ticket(
+            session,
+            location_id=clinic.id,
+            patient_id="p-low",
+            arrived_at=now - dt.timedelta(minutes=minutes),
+        )
+    ward = operations.create_ward(
+        session, name="Ward 7", ward_type="general_medicine", facility_id="fac-e2e"
+    )
+    for name, status in (("7-1", "U"), ("7-2", "K"), ("7-3", "C")):
+        operations.create_bed(session, name=name, ward_id=ward.id, status=status)
+    return str(clinic.id)
 
 
 def seed(session: Session, now: dt.datetime) -> Seeded:
@@ -143,8 +176,8 @@ def seed(session: Session, now: dt.datetime) -> Seeded:
     leakage_world.deny(session, leaky)
     leakage = LeakageScorer().score(session, as_of=leakage_world.AS_OF)
 
-    clinic = make_location(session, name="OPD Cardiology", kind="clinic", physical_type="ro")
-    ops = bottleneck(clinic.id, now)
+    clinic = _operations(session, now)
+    ops = bottleneck(clinic, now)
     save_suggestions(session, [*clinical, *denials, *leakage, ops])
     return Seeded(
         clinician=[s.id for s in clinical if s.audience is Audience.CLINICIAN],
