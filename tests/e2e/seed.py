@@ -1,10 +1,12 @@
 """A small record for the command center's end-to-end tests, scored by the real scorers.
 
-Clinical suggestions come from the NEWS2 scorer over two inpatients' vital signs, denial
-risk from the shipped ``denial`` model over three submitted claims, revenue leakage from
-the leakage rules over a denied claim and an unbilled procedure. Queue bottlenecks have
-no scorer on this branch yet: one is built by hand following the contract
-(``operations.queue_bottleneck``, audience operations, subject ``Location/<id>``).
+Clinical suggestions come from the NEWS2 scorer over three inpatients' vital signs (high,
+medium, low), denial risk from the shipped ``denial`` model over three submitted claims,
+revenue leakage from the leakage rules over a denied claim and an unbilled procedure.
+Operations: a region, a network and a facility, a queue point with three patients waiting
+and a ward of three beds (:mod:`healthos_core.operations`). The queue-bottleneck suggestion
+is built by hand following the contract (``operations.queue_bottleneck``, audience
+operations, subject ``Location/<id>``), so the page's tests do not depend on that scorer.
 """
 
 from __future__ import annotations
