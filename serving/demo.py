@@ -44,6 +44,7 @@ from healthos_core.record.entities import (
 from healthos_core.wiring import wire_live_path
 from reasoning.registry import run_scorers
 from reasoning.suggestion import Suggestion
+from serving.demo_finance import simulate_revenue_cycle
 
 FACILITY = "demo-facility"
 NETWORK = "demo-network"
@@ -427,13 +428,16 @@ def run_demo(
     console : rich.console.Console
         Where the summary and suggestions are printed.
     now : datetime, optional
-        Aware UTC "now" (default: the current hour).
+        Aware UTC "now" of the simulation; the scorers run as of it. Default: the
+        simulation's clock is the current hour and the scorers run as of the current
+        moment (after the writes).
 
     Returns
     -------
     list of Suggestion
         Everything the scorers produced, highest severity first.
     """
+    simulated = now is not None
     now = now or utcnow().replace(minute=0, second=0, microsecond=0)
     wire_live_path()
     report = import_paths(factory, [sample_dir()])
@@ -447,6 +451,13 @@ def run_demo(
     with session_scope(factory) as session:
         _organizations(session)
         admitted = simulate_ward_census(session, now=now)
+    with session_scope(factory) as session:
+        cycle = simulate_revenue_cycle(session, now=now, facility_id=FACILITY)
+    if cycle.visits:
+        console.print(
+            f"Revenue cycle: {cycle.visits} outpatient visits, {cycle.claims} claims built, "
+            f"{cycle.submitted} submitted and awaiting adjudication"
+        )
     console.print(
         f"Ward census for {now:%Y-%m-%d}: "
         + (
@@ -456,7 +467,10 @@ def run_demo(
         )
     )
     with session_scope(factory) as session:
-        suggestions = run_scorers(session, as_of=now)
+        # By default scored at the moment the writes are done: what the demo writes
+        # (charges, claims) is entered now, and as-of readers such as revenue leakage see
+        # only what was entered by their moment.
+        suggestions = run_scorers(session, as_of=now if simulated else utcnow())
         print_summary(console, session)
     print_suggestions(console, suggestions)
     return suggestions
