@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from healthos_core import operations
 from healthos_core.access import AUDIENCES
-from healthos_core.advisory import SEVERITIES, SuggestionRecord, SuggestionStatus
+from healthos_core.advisory import SuggestionRecord
 from healthos_core.billing.money import ledger_currency
 from healthos_core.billing.reports import daily_ledger_flows
 from healthos_core.db import utcnow
@@ -31,6 +31,7 @@ from healthos_core.kpis import KpiReport, Tally, compute_kpis, default_sources
 from healthos_core.kpis.base import KpiContext, Unavailable, day_end
 from healthos_core.kpis.revenue import COLLECTIONS, COLLECTIONS_DAYS
 from healthos_core.operations.beds import BedPool
+from healthos_core.vocabulary import SEVERITIES, SuggestionStatus
 from reasoning.finance.worklist import expected_loss
 
 __all__ = [
