@@ -272,7 +272,11 @@ def recommend_roster_change(
 def _scenario(
     hours: Sequence[HourProjection], servers: tuple[int, ...], warmup_minutes: float
 ) -> Scenario:
-    """Build the horizon as a ciw scenario in minutes: hourly λ, μ and servers."""
+    """Build the horizon as a ciw scenario in minutes: hourly λ, μ and servers.
+
+    The warm-up runs with the current roster's first hour (``servers_before``): the queue
+    already waiting when the horizon starts is the same whatever change is tried.
+    """
     return Scenario(
         arrival_rates=tuple(h.arrival_rate / 60 for h in hours),
         service_rate=hours[0].service_rate / 60,
@@ -280,6 +284,7 @@ def _scenario(
         servers=servers,
         period=60.0,
         warmup=warmup_minutes,
+        warmup_servers=hours[0].servers_before,
     )
 
 
@@ -319,7 +324,8 @@ def verify_by_simulation(
     roster as a ``ciw.Schedule`` (servers per hour; see :mod:`~reasoning.queues.simulation`),
     exponential service;
     the unit is minutes. The point opens empty at the first horizon hour unless
-    ``warmup_minutes`` simulates the first hour's conditions before it.
+    ``warmup_minutes`` simulates the first hour's arrivals with the current roster's servers
+    before it (the queue already waiting, the same before and after the change).
 
     Parameters
     ----------
