@@ -203,6 +203,7 @@ def project_queue_point(
     blend_prior: float = 5.0,
     simulate: bool = True,
     replications: int = 10,
+    search_replications: int = 8,
     seed: int = 20261207,
 ) -> QueueProjection | None:
     """Project a queue point's waits over the coming hours and find the smallest fix.
@@ -229,7 +230,10 @@ def project_queue_point(
         Run the ciw search when the point breaches or is projected to (Erlang C);
         ``False`` stops at Erlang C (the utilisation of a downstream stage).
     replications : int, default=10
-        ciw replications per roster tried.
+        ciw replications of the chosen change, before and after (its confidence
+        intervals).
+    search_replications : int, default=8
+        ciw replications per roster tried in the search (fewer: the search tries tens).
     seed : int, default=20261207
         First ciw seed (common to every roster tried: deterministic).
 
@@ -312,10 +316,17 @@ def project_queue_point(
     )
     if not simulate or (not status.breaching and recommendation.change is None):
         return projection
-    options = {"replications": replications, "seed": seed, "warmup_minutes": warmup}
-    simulated = smallest_change_by_simulation(recommendation, **options)  # type: ignore[arg-type]
+    simulated = smallest_change_by_simulation(
+        recommendation,
+        replications=search_replications,
+        seed=seed,
+        warmup_minutes=warmup,
+        start_by_first_breach=True,
+    )
     chosen = _with_change(recommendation, simulated)
-    verification = verify_by_simulation(chosen, **options)  # type: ignore[arg-type]
+    verification = verify_by_simulation(
+        chosen, replications=replications, seed=seed, warmup_minutes=warmup
+    )
     return dataclasses.replace(projection, simulated=simulated, verification=verification)
 
 
@@ -364,8 +375,10 @@ class QueueBottleneckScorer(Scorer):
     horizon_hours : int, default=8
         Most hours projected ahead (the roster's run may end sooner).
     replications : int, default=10
-        ciw replications per roster tried (fixed seeds: the same record gives the same
-        suggestion).
+        ciw replications of the chosen change before and after (fixed seeds: the same
+        record gives the same suggestion).
+    search_replications : int, default=8
+        ciw replications per roster tried while searching the smallest change.
     seed : int, default=20261207
     blend_prior : float, default=5.0
         Shrinkage of today's arrivals towards the usual day (arrivals).
@@ -384,6 +397,7 @@ class QueueBottleneckScorer(Scorer):
         history_days: int = 28,
         horizon_hours: int = 8,
         replications: int = 10,
+        search_replications: int = 8,
         seed: int = 20261207,
         blend_prior: float = 5.0,
         beds: bool = True,
@@ -391,6 +405,7 @@ class QueueBottleneckScorer(Scorer):
         self.history_days = history_days
         self.horizon_hours = horizon_hours
         self.replications = replications
+        self.search_replications = search_replications
         self.seed = seed
         self.blend_prior = blend_prior
         self.beds = beds
@@ -452,6 +467,7 @@ class QueueBottleneckScorer(Scorer):
                 blend_prior=self.blend_prior,
                 simulate=point_id in wanted,
                 replications=self.replications,
+                search_replications=self.search_replications,
                 seed=self.seed,
             )
             if projection is not None:

@@ -405,6 +405,7 @@ def smallest_change_by_simulation(
     seed: int = 0,
     warmup_minutes: float = 0.0,
     confidence: float = 0.95,
+    start_by_first_breach: bool = False,
 ) -> SimulatedChange:
     """Search, by simulation, the smallest block no larger than Erlang C's that meets the target.
 
@@ -421,6 +422,11 @@ def smallest_change_by_simulation(
         From :func:`recommend_roster_change`.
     replications, seed, warmup_minutes, confidence
         As :func:`verify_by_simulation`; every candidate uses the same seeds.
+    start_by_first_breach : bool, default=False
+        Try only blocks starting no later than the first hour the current roster misses
+        the target in simulation (servers added after it cannot serve the patients who
+        arrived in it in time): fewer candidates, the same answer in practice; Erlang C's
+        block is still the last candidate.
 
     Returns
     -------
@@ -446,8 +452,18 @@ def smallest_change_by_simulation(
         blocks = [b for b in blocks if b.server_hours <= erlang.server_hours and b != erlang]
         blocks.sort(key=lambda b: (b.server_hours, b.servers_added, b.start_hour))
         candidates += [*blocks, erlang]
-    chosen: SimulatedChange | None = None
-    for tried, candidate in enumerate(candidates, start=1):
+    current: SimulatedChange | None = None
+    last: SimulatedChange | None = None
+    tried = 0
+    for candidate in candidates:
+        if (
+            start_by_first_breach
+            and candidate is not None
+            and candidate != erlang
+            and current is not None
+            and candidate.start_hour > _first_breach(current.result, first, target)
+        ):
+            continue
         after = dict(before)
         if candidate is not None:
             for hour in range(candidate.start_hour, candidate.end_hour):
@@ -456,8 +472,20 @@ def smallest_change_by_simulation(
         reps = run_replications(scenario, replications=replications, seed=seed)
         result = summarise(scenario, reps, target_wait=target, seed=seed, confidence=confidence)
         meets = all(math.isnan(e.mean) or e.mean <= target for e in result.wait_by_period)
-        chosen = SimulatedChange(candidate, after, result, meets, tried)
+        tried += 1
+        found = SimulatedChange(candidate, after, result, meets, tried)
+        if candidate is None:
+            current = found  # the current roster: its first breach prunes the blocks
         if meets:
-            return chosen
-    assert chosen is not None  # noqa: S101 - candidates always holds the current roster
-    return chosen
+            return found
+        last = found
+    assert last is not None  # noqa: S101 - candidates always holds the current roster
+    return last
+
+
+def _first_breach(result: SimulationResult, first: int, target: float) -> int:
+    """Return the first horizon hour whose simulated mean wait exceeds ``target`` (or the last)."""
+    for index, estimate in enumerate(result.wait_by_period):
+        if not math.isnan(estimate.mean) and estimate.mean > target:
+            return first + index
+    return first + len(result.wait_by_period) - 1

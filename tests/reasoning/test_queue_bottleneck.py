@@ -74,7 +74,7 @@ def tickets(
     seed: int = 1,
 ) -> int:
     """Poisson arrivals at λ ``RATE`` in ``hours`` of ``days``, served at once (history)."""
-    rng = random.Random(seed)  # noqa: S311 - reproducible test data
+    rng = random.Random(seed)
     rows = []
     for day in days:
         for hour in hours:
@@ -135,7 +135,8 @@ def test_an_understaffed_clinic_gets_a_roster_change_that_meets_the_target(
 
     [suggestion] = scorer.score(session, as_of=AT)
 
-    assert (suggestion.kind, suggestion.subject) == ("operations.queue_bottleneck", "Location/cardio")
+    assert suggestion.kind == "operations.queue_bottleneck"
+    assert suggestion.subject == "Location/cardio"
     assert str(suggestion.audience) == "operations"
     assert suggestion.severity is Severity.CRITICAL  # the longest wait (28 min) breaches now
     assert len(suggestion.summary) <= 140 and "OPD cardio" in suggestion.summary
