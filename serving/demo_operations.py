@@ -113,7 +113,7 @@ QUEUE_POINTS: Final = (
         (3, 8, 11, 12, 12, 11, 10, 9, 7), 6.0, 3, 3,
     ),
     QueuePointSpec(
-        "demo-ed-triage", "ED triage", "ed_triage", 15, _ED_DAY, 12.0, 1, 1, all_day=True
+        "demo-ed-triage", "ED triage", "ed_triage", 15, _ED_DAY, 12.0, 2, 2, all_day=True
     ),
     QueuePointSpec(
         "demo-bed-assignment", "ED bed assignment", "bed_assignment", 60,

@@ -531,10 +531,10 @@ class QueueBottleneckScorer(Scorer):
             fix = f"add {count} {noun} {window}: {waits}"
             action = (
                 f"Add {count} {noun} to {status.name} {window} UTC: expected wait "
-                f"{_minutes(before.mean)} → {_minutes(after.mean)} min (ciw, "
-                f"{verification.before.replications} runs; 95% CI {_minutes(before.low)}–"
-                f"{_minutes(before.high)} → {_minutes(after.low)}–{_minutes(after.high)} min; "
-                f"target {target:.0f} min)."
+                f"{_minutes(before.mean)} → {_minutes(after.mean)} min (target {target:.0f} "
+                f"min). Checked in ciw, {verification.before.replications} runs: 95% CI "
+                f"{_minutes(before.low)}–{_minutes(before.high)} → {_minutes(after.low)}–"
+                f"{_minutes(after.high)} min."
             )
             if not simulated.meets_target:
                 action += (

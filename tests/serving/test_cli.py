@@ -30,8 +30,17 @@ def test_demo_builds_record_charges_and_suggestions(
     assert "12 patients admitted" in text
     bands = {s.band for s in suggestions}
     assert {"high", "medium", "low-medium", "low"} <= bands
-    assert {str(s.audience) for s in suggestions} == {"clinician", "nurse"}
-    assert all(s.subject.startswith("Encounter/demo-20261121-") for s in suggestions)
+    assert {str(s.audience) for s in suggestions} == {"clinician", "nurse", "operations"}
+    clinical = [s for s in suggestions if str(s.audience) != "operations"]
+    assert all(s.subject.startswith("Encounter/demo-20261121-") for s in clinical)
+    # The simulated OPD and ED day: the under-staffed clinic and the full ward.
+    operations = {s.subject: s for s in suggestions if str(s.audience) == "operations"}
+    assert set(operations) == {"Location/demo-opd-cardiology", "Location/demo-ward-7a"}
+    clinic = operations["Location/demo-opd-cardiology"]
+    assert clinic.recommended_action.startswith("Add ")
+    assert "clinician" in clinic.recommended_action
+    assert "2 ED boarding" in operations["Location/demo-ward-7a"].summary
+    assert "OPD and ED day for 2026-11-21: 6 queue points" in text
     counts = table_counts(engine)
     assert counts["charge_item"] >= 24  # visit fee + procedure + medication per admission
     assert counts["suggestion"] == len(suggestions)
