@@ -543,7 +543,7 @@ class QueueBottleneckScorer(Scorer):
                     "escalate (divert, open another session)."
                 )
         else:
-            fix = f"clears by {p.clock(len(p.hours))} on the current roster"
+            fix = f"current roster: {_minutes(before.mean)} min projected"
             action = (
                 f"{status.name} breaches its {target:.0f}-minute target now "
                 f"({status.waiting} waiting); on the current roster the simulated wait of "
