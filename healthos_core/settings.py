@@ -105,6 +105,9 @@ class Settings(BaseSettings):
         thread of each API process (the embedded default; several API workers on
         PostgreSQL share the work safely); ``worker``, separate ``healthos worker``
         processes (the API starts none); ``off``, nobody (events wait in the outbox).
+    kpi_targets : dict of str to float, default={}
+        Targets of the KPIs by key (``HEALTHOS_KPI_TARGETS='{"alos": 4.5}'``), over the
+        defaults documented in ``docs/kpis.md``.
     rescore_poll_seconds : float, default=0.1
         Seconds between a consumer's looks at an empty outbox.
     rescore_batch : int, default=100
@@ -143,6 +146,7 @@ class Settings(BaseSettings):
     rescore_poll_seconds: float = Field(default=0.1, gt=0)
     rescore_batch: int = Field(default=100, ge=1)
     rescore_lease_seconds: float = Field(default=30.0, gt=0)
+    kpi_targets: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("api_tokens")
     @classmethod

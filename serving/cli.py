@@ -924,6 +924,71 @@ def finance_summary_command(
     print_report(summary, as_json)
 
 
+# --------------------------------------------------------------------------- kpis
+
+
+def _kpi_text(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit == "ratio":
+        return f"{value:.1%}"
+    if unit == "currency":
+        return f"{value:,.2f}"
+    if unit == "count":
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
+@app.command("kpis")
+def kpis_command(
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    date: Annotated[
+        str | None, typer.Option("--date", help="ISO date (a UTC day); default today.")
+    ] = None,
+    level: Annotated[
+        str | None, typer.Option("--level", help="facility, network or region.")
+    ] = None,
+    org_id: Annotated[
+        str | None, typer.Option("--id", help="Organization id (with --level).")
+    ] = None,
+) -> None:
+    """Print the KPIs per facility, network and region for a date (see docs/kpis.md)."""
+    from rich.table import Table
+
+    from healthos_core.db import utcnow
+    from healthos_core.kpis import LEVELS, compute_kpis, parse_kpi_date
+
+    with translate_errors():
+        day = parse_kpi_date(date, name="--date") if date is not None else utcnow().date()
+    if level is not None and level not in LEVELS:
+        fail(f"--level {level!r} is not one of {', '.join(LEVELS)}")
+    if org_id is not None and level is None:
+        fail("--id needs --level (facility, network or region)")
+    _, factory = open_database(db)
+    with translate_errors(), factory() as session:
+        report = compute_kpis(session, date=day, level=level, org_id=org_id)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    if not report.scopes:
+        out.print(f"no facilities with KPI data on {report.date.isoformat()}")
+    for scope in report.scopes:
+        table = Table(title=f"{scope.level} {scope.name} ({scope.id}) — {report.date.isoformat()}")
+        for column in ("KPI", "value", "previous day", "previous week", "target", "better"):
+            table.add_column(column, justify="left" if column == "KPI" else "right")
+        for kpi in scope.kpis:
+            table.add_row(
+                kpi.label + (f" ({kpi.currency})" if kpi.currency else ""),
+                _kpi_text(kpi.value, kpi.unit),
+                _kpi_text(kpi.previous_day, kpi.unit),
+                _kpi_text(kpi.previous_week, kpi.unit),
+                _kpi_text(kpi.target, kpi.unit),
+                kpi.better,
+            )
+        out.print(table)
+
+
 # --------------------------------------------------------------------------- serve / demo
 
 

@@ -47,6 +47,7 @@ from healthos_core.record.entities import (
 from healthos_core.wiring import wire_live_path
 from reasoning.registry import run_scorers
 from reasoning.suggestion import Suggestion
+from serving.demo_finance import simulate_revenue_cycle
 from serving.demo_operations import (
     QUEUE_POINTS,
     simulate_bed_pressure,
@@ -439,13 +440,16 @@ def run_demo(
     console : rich.console.Console
         Where the summary and suggestions are printed.
     now : datetime, optional
-        Aware UTC "now" (default: the current hour).
+        Aware UTC "now" of the simulation; the scorers run as of it. Default: the
+        simulation's clock is the current hour and the scorers run as of the current
+        moment (after the writes).
 
     Returns
     -------
     list of Suggestion
         Everything the scorers produced, highest severity first.
     """
+    simulated = now is not None
     now = now or utcnow().replace(minute=0, second=0, microsecond=0)
     wire_live_path()
     report = import_paths(factory, [sample_dir()])
@@ -459,6 +463,13 @@ def run_demo(
     with session_scope(factory) as session:
         _organizations(session)
         admitted = simulate_ward_census(session, now=now)
+    with session_scope(factory) as session:
+        cycle = simulate_revenue_cycle(session, now=now, facility_id=FACILITY)
+    if cycle.visits:
+        console.print(
+            f"Revenue cycle: {cycle.visits} outpatient visits, {cycle.claims} claims built, "
+            f"{cycle.submitted} submitted and awaiting adjudication"
+        )
     console.print(
         f"Ward census for {now:%Y-%m-%d}: "
         + (
@@ -468,19 +479,25 @@ def run_demo(
         )
     )
     with session_scope(factory) as session:
-        tickets = simulate_operations_day(session, now=now, facility_id=FACILITY)
+        # Today's queues run until the moment the demo scores (the current moment by
+        # default), so the board is not frozen at the hour.
+        until = now if simulated else utcnow()
+        tickets = simulate_operations_day(session, now=now, until=until, facility_id=FACILITY)
         boarding = simulate_bed_pressure(session, now=now, facility_id=FACILITY)
     console.print(
         f"OPD and ED day for {now:%Y-%m-%d}: "
         + (
             f"{len(QUEUE_POINTS)} queue points, {tickets} queue tickets (4 weeks of history "
-            f"and today's up to {now:%H:%M} UTC), {boarding} ED patients boarding"
+            f"and today's up to {until:%H:%M} UTC), {boarding} ED patients boarding"
             if tickets
             else "already loaded"
         )
     )
     with session_scope(factory) as session:
-        suggestions = run_scorers(session, as_of=now)
+        # By default scored at the moment the writes are done: what the demo writes
+        # (charges, claims) is entered now, and as-of readers such as revenue leakage see
+        # only what was entered by their moment.
+        suggestions = run_scorers(session, as_of=now if simulated else utcnow())
         print_summary(console, session)
     print_suggestions(console, suggestions)
     return suggestions

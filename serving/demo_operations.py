@@ -10,10 +10,10 @@ record keeps no facility time zone), so a demo run at night shows a night clinic
   ``PoissonIntervals`` arrivals, the roster as a ``ciw.Schedule``, exponential service)
   and written as a **back-load** (the FHIR importer, ``origin="backload"``: completed
   Tasks, no events) — a few thousand tickets in one unit per point.
-* **Today** up to ``now``: drawn the same way on **today's** roster and written **live**
+* **Today**: drawn the same way on **today's** roster and written **live**
   (``origin="live"``, one unit per point: the one write path, ``QueueTicketChanged`` in the
-  outbox), cut at ``now``: tickets not yet served are waiting, those in service in
-  progress. OPD Cardiology is under-staffed today (a date override of its roster: 4 of its
+  outbox), cut at the moment the demo scores (``until``; ``now`` when the demo is given
+  one): tickets not yet served are waiting, those in service in progress. OPD Cardiology is under-staffed today (a date override of its roster: 4 of its
   usual 5 clinicians), so it breaches its 20-minute target.
 * **Beds**: Ward 7A is the general-medicine pool (full: above its 0.85 threshold), Ward 5B
   surgery; three of Ward 7A's patients have an expected discharge in the next 24 hours,
@@ -231,7 +231,9 @@ def _bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def simulate_operations_day(session: Session, *, now: dt.datetime, facility_id: str) -> int:
+def simulate_operations_day(
+    session: Session, *, now: dt.datetime, facility_id: str, until: dt.datetime | None = None
+) -> int:
     """Lay out the demo's OPD and ED day (module docstring); return the tickets written.
 
     Parameters
@@ -239,9 +241,11 @@ def simulate_operations_day(session: Session, *, now: dt.datetime, facility_id: 
     session : Session
         Flushed, not committed.
     now : datetime
-        Aware UTC "now" (the demo's, on the hour).
+        Aware UTC "now" (the demo's, on the hour): the day is laid out around it.
     facility_id : str
         The demo facility (an existing Organization).
+    until : datetime, optional
+        Today's tickets are cut here (default ``now``): the moment the demo scores.
 
     Returns
     -------
@@ -296,7 +300,7 @@ def simulate_operations_day(session: Session, *, now: dt.datetime, facility_id: 
             rates,
             servers,
             SEED + 100 * index,
-            now,
+            until or now,
             f"demo-q-{day}-{spec.id}",
             patients,
         )

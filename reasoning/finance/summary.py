@@ -23,12 +23,13 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from healthos_core.advisory import ACTION_STATUS, SuggestionAction, SuggestionRecord
+from healthos_core.advisory import SuggestionAction, SuggestionRecord
 from healthos_core.billing.entities import ChargeItem, Claim
 from healthos_core.billing.payers import coverage_active_on, coverage_order
 from healthos_core.db import utcnow
 from healthos_core.errors import InvalidInputError
 from healthos_core.record.entities import Coverage, Encounter, Organization
+from healthos_core.suggestion_history import statuses_at
 from reasoning.finance.worklist import (
     DENIAL_REASONS,
     DENIAL_RISK_KIND,
@@ -199,20 +200,6 @@ def _coverage_payers(
     return payers
 
 
-def _statuses_at(session: Session, ids: Sequence[str], as_of: dt.datetime) -> dict[str, str]:
-    """Return each suggestion's status at ``as_of`` from its last action by then."""
-    status: dict[str, str] = {}
-    for chunk in _chunks(ids):
-        for sid, action in session.execute(
-            select(SuggestionAction.suggestion_id, SuggestionAction.action)
-            .where(SuggestionAction.suggestion_id.in_(chunk), SuggestionAction.at <= as_of)
-            .order_by(SuggestionAction.at, SuggestionAction.id)
-        ):
-            if action in ACTION_STATUS:  # a note leaves the status as it was
-                status[sid] = ACTION_STATUS[action].value
-    return status
-
-
 def _outcomes_at(session: Session, as_of: dt.datetime) -> dict[str, Counter[str]]:
     """Return per suggestion kind the number of actions by outcome up to ``as_of``."""
     counts: dict[str, Counter[str]] = {kind: Counter() for kind in _KINDS}
@@ -334,7 +321,7 @@ def finance_summary(session: Session, *, as_of: dt.datetime | None = None) -> di
             .order_by(SuggestionRecord.id)
         )
     ]
-    statuses = _statuses_at(session, [r.id for r in rows], as_of)
+    statuses = statuses_at(session, [r.id for r in rows], as_of)
     work: dict[str, Counter[str]] = {kind: Counter() for kind in _KINDS}
     open_rows: list[_Row] = []
     for row in rows:

@@ -30,9 +30,15 @@ def test_demo_builds_record_charges_and_suggestions(
     assert "12 patients admitted" in text
     bands = {s.band for s in suggestions}
     assert {"high", "medium", "low-medium", "low"} <= bands
-    assert {str(s.audience) for s in suggestions} == {"clinician", "nurse", "operations"}
-    clinical = [s for s in suggestions if str(s.audience) != "operations"]
+    audiences = {"clinician", "nurse", "finance", "operations"}
+    assert {str(s.audience) for s in suggestions} == audiences
+    clinical = [s for s in suggestions if s.kind.startswith("clinical.")]
     assert all(s.subject.startswith("Encounter/demo-20261121-") for s in clinical)
+    assert "6 outpatient visits, 5 claims built, 2 submitted" in text
+    # Denial risk on the demo's claims: the lapsed coverage (CARC 27) and the claim coded
+    # without a diagnosis (CARC 16) are flagged; the clean ones are not.
+    denial = {s.band for s in suggestions if s.kind == "finance.denial_risk"}
+    assert denial == {"eligibility", "coding"}
     # The simulated OPD and ED day: the under-staffed clinic and the full ward.
     operations = {s.subject: s for s in suggestions if str(s.audience) == "operations"}
     assert set(operations) == {"Location/demo-opd-cardiology", "Location/demo-ward-7a"}
@@ -54,6 +60,10 @@ def test_demo_command_no_serve_prints_suggestions(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Top suggestions for clinicians" in result.output
     assert "NEWS2" in result.output
+    # Scored as of the moment its writes are done: the revenue leakage in what it wrote.
+    assert "Top suggestions for finances" in result.output
+    assert "Unbilled AMB encounter" in result.output
+    assert "Missed charge" in result.output
 
 
 def test_score_json_prints_one_suggestion_per_line(tmp_path: Path) -> None:
