@@ -13,8 +13,9 @@ record keeps no facility time zone), so a demo run at night shows a night clinic
 * **Today**: drawn the same way on **today's** roster and written **live**
   (``origin="live"``, one unit per point: the one write path, ``QueueTicketChanged`` in the
   outbox), cut at the moment the demo scores (``until``; ``now`` when the demo is given
-  one): tickets not yet served are waiting, those in service in progress. OPD Cardiology is under-staffed today (a date override of its roster: 4 of its
-  usual 5 clinicians), so it breaches its 20-minute target.
+  one): tickets not yet served are waiting, those in service in progress. OPD
+  Cardiology is under-staffed today (a date override of its roster: 4 of its usual 5
+  clinicians), so it breaches its 20-minute target.
 * **Beds**: Ward 7A is the general-medicine pool (full: above its 0.85 threshold), Ward 5B
   surgery; three of Ward 7A's patients have an expected discharge in the next 24 hours,
   and two ED patients have an admit decision for general medicine and no bed (boarding).
