@@ -30,7 +30,8 @@ def test_demo_builds_record_charges_and_suggestions(
     assert "12 patients admitted" in text
     bands = {s.band for s in suggestions}
     assert {"high", "medium", "low-medium", "low"} <= bands
-    assert {str(s.audience) for s in suggestions} == {"clinician", "nurse", "finance"}
+    audiences = {"clinician", "nurse", "finance", "operations"}
+    assert {str(s.audience) for s in suggestions} == audiences
     clinical = [s for s in suggestions if s.kind.startswith("clinical.")]
     assert all(s.subject.startswith("Encounter/demo-20261121-") for s in clinical)
     assert "6 outpatient visits, 5 claims built, 2 submitted" in text
@@ -38,6 +39,14 @@ def test_demo_builds_record_charges_and_suggestions(
     # without a diagnosis (CARC 16) are flagged; the clean ones are not.
     denial = {s.band for s in suggestions if s.kind == "finance.denial_risk"}
     assert denial == {"eligibility", "coding"}
+    # The simulated OPD and ED day: the under-staffed clinic and the full ward.
+    operations = {s.subject: s for s in suggestions if str(s.audience) == "operations"}
+    assert set(operations) == {"Location/demo-opd-cardiology", "Location/demo-ward-7a"}
+    clinic = operations["Location/demo-opd-cardiology"]
+    assert clinic.recommended_action.startswith("Add ")
+    assert "clinician" in clinic.recommended_action
+    assert "2 ED boarding" in operations["Location/demo-ward-7a"].summary
+    assert "OPD and ED day for 2026-11-21: 6 queue points" in text
     counts = table_counts(engine)
     assert counts["charge_item"] >= 24  # visit fee + procedure + medication per admission
     assert counts["suggestion"] == len(suggestions)
