@@ -397,6 +397,16 @@ def _short_action(text: str, limit: int = 110) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
+#: Headings of the demo's lists, by audience (people, or the team's work).
+_AUDIENCE_LABELS = {
+    "clinician": "clinicians",
+    "nurse": "nurses",
+    "finance": "finance",
+    "operations": "operations",
+    "leadership": "leadership",
+}
+
+
 def print_suggestions(
     console: Console, suggestions: list[Suggestion], *, per_audience: int = 5
 ) -> None:
@@ -407,7 +417,7 @@ def print_suggestions(
     colour = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
     for audience in sorted({str(s.audience) for s in suggestions}):
         mine = [s for s in suggestions if str(s.audience) == audience]
-        label = audience if audience.endswith("s") else f"{audience}s"
+        label = _AUDIENCE_LABELS.get(audience, audience)
         console.rule(f"[bold]Top suggestions for {label}[/] ({len(mine)} open)")
         for s in mine[:per_audience]:
             severity = str(s.severity)

@@ -61,7 +61,7 @@ def test_demo_command_no_serve_prints_suggestions(tmp_path: Path) -> None:
     assert "Top suggestions for clinicians" in result.output
     assert "NEWS2" in result.output
     # Scored as of the moment its writes are done: the revenue leakage in what it wrote.
-    assert "Top suggestions for finances" in result.output
+    assert "Top suggestions for finance" in result.output
     assert "Unbilled AMB encounter" in result.output
     assert "Missed charge" in result.output
 
