@@ -30,8 +30,13 @@ def test_demo_builds_record_charges_and_suggestions(
     assert "12 patients admitted" in text
     bands = {s.band for s in suggestions}
     assert {"high", "medium", "low-medium", "low"} <= bands
-    audiences = {"clinician", "nurse", "finance", "operations"}
+    audiences = {"clinician", "nurse", "finance", "operations", "leadership"}
     assert {str(s.audience) for s in suggestions} == audiences
+    # Leadership: the demo facility's KPIs off target (net days in A/R: every charge of
+    # the demo is new and unpaid).
+    (kpis,) = [s for s in suggestions if str(s.audience) == "leadership"]
+    assert kpis.subject == "Organization/demo-facility"
+    assert "net_days_in_ar" in {f.name for f in kpis.explanation.factors}
     clinical = [s for s in suggestions if s.kind.startswith("clinical.")]
     assert all(s.subject.startswith("Encounter/demo-20261121-") for s in clinical)
     assert "6 outpatient visits, 5 claims built, 2 submitted" in text
