@@ -7,7 +7,7 @@ Playwright's ``executable_path``: Playwright's own browser download is never use
 
 Screenshots go to ``test-artifacts/e2e/`` (gitignored), or to ``HEALTHOS_E2E_ARTIFACTS``.
 Every e2e test is in the xdist group ``e2e``, so under ``--dist loadgroup`` they share
-the worker, the server and the browser.
+the worker, the server and the browser, which close when the package's tests are done.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Server:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``healthos serve`` over a seeded SQLite database (development tokens)."""
     folder = tmp_path_factory.mktemp("e2e")
@@ -67,9 +67,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield Server(base=base, seeded=seeded)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """Debian's headless Chromium (``make chromium`` installs it)."""
+    """Debian's headless Chromium (``make chromium`` installs it).
+
+    Package-scoped, not session-scoped: Playwright's sync API keeps an asyncio loop
+    running in the worker's main thread while it is open, and a later test of the same
+    worker that calls ``asyncio.run`` (the smart-fetch round trip) would fail.
+    """
     assert CHROMIUM.exists(), (
         f"{CHROMIUM} is missing: run `make chromium` (apt-get install chromium)"
     )
