@@ -23,8 +23,10 @@ demo: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(ARGS)
 
+## ruff lints and checks the formatting of the code and the notebooks (their cells).
 lint: $(STAMP)
-	$(BIN)/ruff check healthos_core reasoning models serving tests bench
+	$(BIN)/ruff check healthos_core reasoning models serving tests bench notebooks
+	$(BIN)/ruff format --check healthos_core reasoning models serving tests bench notebooks
 	$(BIN)/mypy healthos_core reasoning serving models
 
 bench: $(STAMP)

@@ -83,6 +83,23 @@ def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
     raise typer.Exit(code)
 
 
+#: The modules of the ``train`` extra (``pip install 'healthos[train]'``): ``healthos train``
+#: and ``healthos evaluate`` need them; serving and scoring use onnxruntime only.
+TRAIN_EXTRA_MODULES = ("sklearn", "skl2onnx", "onnx", "mlflow", "pandas")
+
+
+def require_train_extra(command: str) -> None:
+    """Exit with a one-line reason if the ``train`` extra's libraries are not installed."""
+    import importlib.util
+
+    missing = [m for m in TRAIN_EXTRA_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        fail(
+            f"healthos {command} needs the training libraries ({', '.join(missing)} missing): "
+            "pip install 'healthos[train]'"
+        )
+
+
 @contextmanager
 def translate_errors() -> Iterator[None]:
     """Map HealthOS errors to one-line messages and exit codes (the CLI's one boundary)."""
@@ -588,6 +605,7 @@ def evaluate(
     known = (*MODEL_NAMES, "denial", "news2", "scrubber", "leakage")
     if name not in known:
         fail(f"unknown evaluation {name!r}: available: {', '.join(known)}")
+    require_train_extra("evaluate")
     if not data.exists():
         fail(f"{data}: no such file or folder")
     if name in MODEL_NAMES:
@@ -714,6 +732,7 @@ def train(
         fail(f"{data}: no such file or folder")
     if bundles is not None and name != "denial":
         fail("--bundles applies to the denial model only")
+    require_train_extra("train")
     from models.training import ParityError
     from models.training import train as run_training
 
@@ -775,7 +794,7 @@ def drift(
     PSI < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 major shift (Siddiqi 2006).
     """
     from models.drift import drift_report, recent_matrix
-    from models.training import models_dir
+    from reasoning.inference import models_dir
 
     if name not in MODEL_NAMES:
         fail(f"unknown model {name!r}: available: {', '.join(MODEL_NAMES)}")

@@ -19,8 +19,8 @@ from typing import Any
 from models.datasets import Progress, held_out_mask
 from models.metrics import binary_metrics, subgroup_metrics
 from models.specs import get_spec
-from models.training import baseline_metrics, models_dir
-from reasoning.inference import OnnxModel
+from models.training import baseline_metrics
+from reasoning.inference import OnnxModel, models_dir
 
 
 def evaluate_model(
