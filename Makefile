@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: demo test lint bench clean-var
+.PHONY: demo test lint bench clean-var chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,20 @@ demo: $(STAMP)
 
 ## Lint, types, then the whole test suite against SQLite and the local PostgreSQL
 ## (127.0.0.1:5432, database test).
-test: lint
+test: lint chromium
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(ARGS)
+
+## Debian's Chromium for the command center's end-to-end tests (tests/e2e, Playwright with
+## executable_path=/usr/bin/chromium; Playwright's own browser download is not used).
+## Installed only when missing (needs root, as on CI).
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { \
+		echo "installing Debian's chromium for tests/e2e"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	}
+	@test -x $(CHROMIUM) || { echo "chromium: $(CHROMIUM) is still missing" >&2; exit 1; }
 
 ## ruff lints and checks the formatting of the code and the notebooks (their cells).
 lint: $(STAMP)

@@ -8,7 +8,7 @@ remittance posting once with
 machine-learning packages.
 """
 
-from healthos_core.advisory import SuggestionAction, SuggestionRecord, SuggestionStatus
+from healthos_core.advisory import SuggestionAction, SuggestionRecord
 from healthos_core.billing.entities import (
     ChargeItem,
     ChargeItemStatus,
@@ -53,6 +53,7 @@ from healthos_core.record.entities import (
     Task,
 )
 from healthos_core.settings import Settings, get_settings
+from healthos_core.vocabulary import SuggestionStatus
 from healthos_core.wiring import Wiring, unwire, wire_live_path
 
 __all__ = [

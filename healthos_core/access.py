@@ -30,6 +30,7 @@ from sqlalchemy import ColumnElement, and_, false, func, not_, or_
 
 from healthos_core.errors import PermissionDeniedError
 from healthos_core.record.entities import PatientIdentifier
+from healthos_core.vocabulary import Audience
 
 __all__ = [
     "AUDIENCES",
@@ -57,8 +58,8 @@ __all__ = [
 # Suggestions: which audiences each role reads and acts for.
 # --------------------------------------------------------------------------------------
 
-#: Who a suggestion can be for (``reasoning.Audience`` values).
-AUDIENCES: Final[tuple[str, ...]] = ("clinician", "nurse", "finance", "operations", "leadership")
+#: Who a suggestion can be for (:class:`~healthos_core.vocabulary.Audience` values).
+AUDIENCES: Final[tuple[str, ...]] = tuple(audience.value for audience in Audience)
 
 _CLINICAL: Final = frozenset({"clinician", "nurse"})
 #: Role → the audiences whose suggestions it may read. Other roles read none.

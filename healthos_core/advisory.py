@@ -42,21 +42,7 @@ from healthos_core.errors import (
     PermissionDeniedError,
 )
 from healthos_core.suggestion_revision import bump_suggestion_revision
-
-
-class SuggestionStatus(enum.StrEnum):
-    """Life cycle of a suggestion (SPEC §5).
-
-    ``resolved`` is set by the system, never by a person: rescoring found that the
-    condition cleared (``docs/rescoring.md``). Like ``acted`` and ``dismissed`` it is
-    closed.
-    """
-
-    OPEN = "open"
-    ACKNOWLEDGED = "acknowledged"
-    ACTED = "acted"
-    DISMISSED = "dismissed"
-    RESOLVED = "resolved"
+from healthos_core.vocabulary import SEVERITIES, SuggestionStatus
 
 
 class SuggestionRecord(Base):
@@ -127,8 +113,6 @@ class SuggestionAction(Base):
 # of ``reasoning.Suggestion`` is accepted, as :class:`SuggestionLike` describes.
 # --------------------------------------------------------------------------------------
 
-#: Card indicators, most urgent first: the worklist order.
-SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
 #: The actions that change a suggestion's status, and the status each sets.
 ACTION_STATUS: dict[str, SuggestionStatus] = {
     "acknowledge": SuggestionStatus.ACKNOWLEDGED,

@@ -49,6 +49,38 @@ class InvalidInputError(HealthOSError, ValueError):
     code = "invalid-input"
 
 
+class InvalidParameterError(InvalidInputError):
+    """One named argument of a calculation has an impossible value or the wrong type.
+
+    The base of the reasoning layer's argument errors (a clinical score's parameter, a
+    queue model's rate): the message names the argument, the rejected value and what is
+    allowed.
+
+    Parameters
+    ----------
+    parameter : str
+        The argument's name, e.g. ``"resp_rate"``.
+    value : object
+        The rejected value.
+    reason : str
+        What is allowed, e.g. ``"must be a finite number > 0"``.
+
+    Attributes
+    ----------
+    parameter : str
+        The argument's name.
+    value : object
+        The rejected value.
+    """
+
+    code = "invalid-parameter"
+
+    def __init__(self, parameter: str, value: object, reason: str) -> None:
+        self.parameter = parameter
+        self.value = value
+        super().__init__(f"invalid {parameter}={value!r}: {reason}")
+
+
 class ConflictError(HealthOSError):
     """The operation conflicts with the current state of the record."""
 

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
         Most events a consumer claims at once.
     rescore_lease_seconds : float, default=30
         How long a claim holds: a consumer that dies leaves its events to others after it.
+    chromium_path : Path, default=Path("/usr/bin/chromium")
+        The Chromium that ``healthos briefing --out FILE.pdf`` prints with, through
+        Playwright (Debian's ``chromium`` package; ``docs/briefing.md``).
     """
 
     model_config = SettingsConfigDict(
@@ -147,6 +150,7 @@ class Settings(BaseSettings):
     rescore_batch: int = Field(default=100, ge=1)
     rescore_lease_seconds: float = Field(default=30.0, gt=0)
     kpi_targets: dict[str, float] = Field(default_factory=dict)
+    chromium_path: Path = Path("/usr/bin/chromium")
 
     @field_validator("api_tokens")
     @classmethod

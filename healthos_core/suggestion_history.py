@@ -16,7 +16,8 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from healthos_core.advisory import ACTION_STATUS, RESOLVE, SuggestionAction, SuggestionStatus
+from healthos_core.advisory import ACTION_STATUS, RESOLVE, SuggestionAction
+from healthos_core.vocabulary import SuggestionStatus
 
 __all__ = ["statuses_at"]
 

@@ -13,6 +13,10 @@ RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 HCPCS = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 CVX = "http://hl7.org/fhir/sid/cvx"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+#: HL7 v3 ActCode: an Encounter's ``class`` (AMB, EMER, IMP).
+V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+#: HL7 organization-type: an Organization's ``type`` (``prov``, ``pay`` …).
+ORGANIZATION_TYPE = "http://terminology.hl7.org/CodeSystem/organization-type"
 #: HealthOS local codes, for measurements with no LOINC code (e.g. "mechanical ventilation").
 LOCAL = "https://healthos.dev/fhir/CodeSystem/local"
 

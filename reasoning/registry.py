@@ -17,6 +17,8 @@ from reasoning.clinical.news2_scorer import News2Scorer
 from reasoning.clinical.sirs_scorer import SirsScorer
 from reasoning.finance.denial_scorer import DenialRiskScorer
 from reasoning.finance.leakage import LeakageScorer, LeakageThresholds
+from reasoning.operations.kpi_off_target import KpiOffTargetScorer
+from reasoning.operations.queue_bottleneck import QueueBottleneckScorer
 from reasoning.suggestion import Suggestion
 
 
@@ -43,6 +45,8 @@ def default_scorers() -> list[Scorer]:
         ReadmissionScorer(),
         DenialRiskScorer(),
         LeakageScorer(thresholds=leakage),
+        QueueBottleneckScorer(),
+        KpiOffTargetScorer(),
     ]
 
 

@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from healthos_core import terminology as t
 from healthos_core.advisory import RescoreInput, apply_rescores
 from healthos_core.db import make_session_factory, utcnow
-from healthos_core.events import ClaimChanged
+from healthos_core.events import ClaimChanged, QueueTicketChanged
 from healthos_core.outbox import (
     MAX_ATTEMPTS,
     OutboxEvent,
@@ -64,6 +64,7 @@ from reasoning.clinical.news2_scorer import VITAL_CODES, News2Scorer
 from reasoning.clinical.sirs_scorer import MEASUREMENTS, SirsScorer
 from reasoning.features.deterioration import VARIABLES
 from reasoning.finance.denial_scorer import DenialRiskScorer
+from reasoning.operations.queue_bottleneck import QueueBottleneckScorer
 from reasoning.suggestion import Suggestion
 
 __all__ = [
@@ -84,8 +85,11 @@ KDIGO: Final = KdigoScorer.kind
 DETERIORATION: Final = DeteriorationScorer.kind
 READMISSION: Final = ReadmissionScorer.kind
 DENIAL: Final = DenialRiskScorer.kind
+QUEUE_BOTTLENECK: Final = QueueBottleneckScorer.kind
 #: The outbox event type of a claim change (no claim event is written yet: see the docs).
 CLAIM_CHANGED: Final = ClaimChanged.__name__
+#: The outbox event type of a new or changed queue ticket (subject: its queue point).
+QUEUE_TICKET_CHANGED: Final = QueueTicketChanged.__name__
 
 #: Codes read by the deterioration model (its PhysioNet 2012 variables).
 DETERIORATION_CODES: Final = frozenset(code for *_, codes in VARIABLES for code in codes)
@@ -109,6 +113,8 @@ def kinds_for(event_type: str, code: str | None) -> frozenset[str]:
                               open suggestions resolve; readmission scores the
                               discharge
     ClaimChanged              denial risk
+    QueueTicketChanged        queue bottleneck (the subject is the queue point,
+                              ``Location/<id>``)
     anything else             nothing (the event is marked done)
     ========================  ==================================================
 
@@ -145,6 +151,8 @@ def kinds_for(event_type: str, code: str | None) -> frozenset[str]:
         return ENCOUNTER_KINDS
     if event_type == CLAIM_CHANGED:
         return frozenset({DENIAL})
+    if event_type == QUEUE_TICKET_CHANGED:
+        return frozenset({QUEUE_BOTTLENECK})
     return frozenset()
 
 
@@ -157,6 +165,7 @@ def rescoring_scorers() -> dict[str, Scorer]:
         DeteriorationScorer(),
         ReadmissionScorer(),
         DenialRiskScorer(),
+        QueueBottleneckScorer(),
     ]
     return {scorer.kind: scorer for scorer in scorers}
 

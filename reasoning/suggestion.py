@@ -9,29 +9,14 @@ Field names follow SPEC §5; ``severity`` uses the CDS Hooks card ``indicator`` 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import hashlib
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from healthos_core.vocabulary import Audience, Severity
 
-class Severity(enum.StrEnum):
-    """Card indicator (CDS Hooks 2.0): ``info``, ``warning`` or ``critical``."""
-
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
-
-
-class Audience(enum.StrEnum):
-    """Who a suggestion is for."""
-
-    CLINICIAN = "clinician"
-    NURSE = "nurse"
-    FINANCE = "finance"
-    OPERATIONS = "operations"
-    LEADERSHIP = "leadership"
+__all__ = ["Audience", "Explanation", "Factor", "Severity", "Source", "Suggestion"]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1030,6 +1030,56 @@ def kpis_command(
         out.print(table)
 
 
+@app.command("briefing")
+def briefing_command(
+    out_file: Annotated[
+        Path, typer.Option("--out", help="Write the briefing here: FILE.html or FILE.pdf.")
+    ],
+    db: DbOption = None,
+    date: Annotated[
+        str | None, typer.Option("--date", help="ISO date (a UTC day); default today.")
+    ] = None,
+) -> None:
+    """Write the morning briefing of a day: KPIs, beds, waits, collections, top suggestions.
+
+    ``.pdf`` is printed by Playwright in Chromium (HEALTHOS_CHROMIUM_PATH, default
+    /usr/bin/chromium); see docs/briefing.md.
+    """
+    from healthos_core.db import utcnow
+    from healthos_core.kpis import parse_kpi_date
+    from reasoning.briefing import build_briefing
+    from serving.briefing import output_format, render_html, render_pdf
+
+    with translate_errors():
+        day = parse_kpi_date(date, name="--date") if date is not None else utcnow().date()
+        kind = output_format(out_file)
+    if not out_file.parent.is_dir():
+        fail(f"--out {str(out_file)!r}: folder {str(out_file.parent)!r} does not exist")
+    started = time.perf_counter()
+    _, factory = open_database(db)
+    with translate_errors(), progress_bar() as progress:
+        task = progress.add_task(f"briefing {day.isoformat()}: reading the record", total=3)
+        with factory() as session:
+            content = build_briefing(session, date=day)
+        progress.update(task, advance=1, description=f"briefing {day.isoformat()}: plots")
+        html = render_html(content)
+        data = html.encode("utf-8")
+        if kind == "pdf":
+            progress.update(task, advance=1, description=f"briefing {day.isoformat()}: PDF")
+            data = render_pdf(html)
+        else:
+            progress.advance(task)
+        # Written whole or not at all: a temporary file beside the target, then renamed.
+        partial = out_file.with_name(f".{out_file.name}.partial")
+        partial.write_bytes(data)
+        partial.replace(out_file)
+        progress.update(task, advance=1, description=f"briefing {day.isoformat()}: written")
+    out.print(
+        f"wrote {out_file} ({len(data):,} bytes, {kind}) in {time.perf_counter() - started:.1f} s",
+        highlight=False,
+    )
+
+
 # --------------------------------------------------------------------------- serve / demo
 
 

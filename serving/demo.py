@@ -6,7 +6,10 @@
 4. Simulate today's ward census: the sample patients admitted as inpatients with
    hourly vital signs over the last hours, some deteriorating, plus procedures and
    medication administrations; charges post automatically with each event.
-5. Run every scorer, store the suggestions, print the top ones per audience.
+5. Simulate an OPD and ED day (:mod:`serving.demo_operations`): queue points, rosters,
+   four weeks of ticket history and today's tickets drawn with ciw, one clinic
+   under-staffed, ED patients boarding for the full general-medicine ward.
+6. Run every scorer, store the suggestions, print the top ones per audience.
 
 Re-running on the same day changes nothing; a new day discharges yesterday's census
 and admits a new one.
@@ -44,11 +47,19 @@ from healthos_core.record.entities import (
 from healthos_core.wiring import wire_live_path
 from reasoning.registry import run_scorers
 from reasoning.suggestion import Suggestion
+from serving.demo_finance import simulate_revenue_cycle
+from serving.demo_operations import (
+    QUEUE_POINTS,
+    simulate_bed_pressure,
+    simulate_operations_day,
+)
 
 FACILITY = "demo-facility"
 NETWORK = "demo-network"
 REGION = "demo-region"
 WARDS = {"demo-ward-7a": "Ward 7A (acute medicine)", "demo-ward-5b": "Ward 5B (surgery)"}
+#: The bed pool (ward type) of each ward.
+WARD_TYPES = {"demo-ward-7a": "general_medicine", "demo-ward-5b": "surgery"}
 BEDS_PER_WARD = 8
 #: Inpatient admission type (SNOMED CT 183452005 "Emergency hospital admission").
 ADMISSION_CODE = ("183452005", "Emergency hospital admission (procedure)")
@@ -175,6 +186,7 @@ def _organizations(session: Session) -> None:
                 name=name,
                 kind="ward",
                 physical_type="wa",
+                service_type=WARD_TYPES[ward_id],
                 managing_organization_id=FACILITY,
                 facility_id=FACILITY,
             )
@@ -385,6 +397,16 @@ def _short_action(text: str, limit: int = 110) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
+#: Headings of the demo's lists, by audience (people, or the team's work).
+_AUDIENCE_LABELS = {
+    "clinician": "clinicians",
+    "nurse": "nurses",
+    "finance": "finance",
+    "operations": "operations",
+    "leadership": "leadership",
+}
+
+
 def print_suggestions(
     console: Console, suggestions: list[Suggestion], *, per_audience: int = 5
 ) -> None:
@@ -395,7 +417,8 @@ def print_suggestions(
     colour = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
     for audience in sorted({str(s.audience) for s in suggestions}):
         mine = [s for s in suggestions if str(s.audience) == audience]
-        console.rule(f"[bold]Top suggestions for {audience}s[/] ({len(mine)} open)")
+        label = _AUDIENCE_LABELS.get(audience, audience)
+        console.rule(f"[bold]Top suggestions for {label}[/] ({len(mine)} open)")
         for s in mine[:per_audience]:
             severity = str(s.severity)
             console.print(
@@ -427,13 +450,16 @@ def run_demo(
     console : rich.console.Console
         Where the summary and suggestions are printed.
     now : datetime, optional
-        Aware UTC "now" (default: the current hour).
+        Aware UTC "now" of the simulation; the scorers run as of it. Default: the
+        simulation's clock is the current hour and the scorers run as of the current
+        moment (after the writes).
 
     Returns
     -------
     list of Suggestion
         Everything the scorers produced, highest severity first.
     """
+    simulated = now is not None
     now = now or utcnow().replace(minute=0, second=0, microsecond=0)
     wire_live_path()
     report = import_paths(factory, [sample_dir()])
@@ -447,6 +473,13 @@ def run_demo(
     with session_scope(factory) as session:
         _organizations(session)
         admitted = simulate_ward_census(session, now=now)
+    with session_scope(factory) as session:
+        cycle = simulate_revenue_cycle(session, now=now, facility_id=FACILITY)
+    if cycle.visits:
+        console.print(
+            f"Revenue cycle: {cycle.visits} outpatient visits, {cycle.claims} claims built, "
+            f"{cycle.submitted} submitted and awaiting adjudication"
+        )
     console.print(
         f"Ward census for {now:%Y-%m-%d}: "
         + (
@@ -456,7 +489,25 @@ def run_demo(
         )
     )
     with session_scope(factory) as session:
-        suggestions = run_scorers(session, as_of=now)
+        # Today's queues run until the moment the demo scores (the current moment by
+        # default), so the board is not frozen at the hour.
+        until = now if simulated else utcnow()
+        tickets = simulate_operations_day(session, now=now, until=until, facility_id=FACILITY)
+        boarding = simulate_bed_pressure(session, now=now, facility_id=FACILITY)
+    console.print(
+        f"OPD and ED day for {now:%Y-%m-%d}: "
+        + (
+            f"{len(QUEUE_POINTS)} queue points, {tickets} queue tickets (4 weeks of history "
+            f"and today's up to {until:%H:%M} UTC), {boarding} ED patients boarding"
+            if tickets
+            else "already loaded"
+        )
+    )
+    with session_scope(factory) as session:
+        # By default scored at the moment the writes are done: what the demo writes
+        # (charges, claims) is entered now, and as-of readers such as revenue leakage see
+        # only what was entered by their moment.
+        suggestions = run_scorers(session, as_of=now if simulated else utcnow())
         print_summary(console, session)
     print_suggestions(console, suggestions)
     return suggestions

@@ -54,9 +54,11 @@ from reasoning.rescoring import inline_rescoring
 from serving.deps import get_current_user, known_query_parameters
 from serving.fhir import router as fhir_router
 from serving.limits import BodyLimit, RequestGuard
+from serving.page import mount_page
 from serving.page_cache import PageCache
 from serving.problems import PROBLEM_MEDIA_TYPE, ProblemResponse, http_problem, problem_response
 from serving.routers import api_router, cds_hooks, health
+from serving.routers import briefing as briefing_routes
 from serving.routers import finance as finance_routes
 from serving.routers import kpis as kpi_routes
 from serving.routers import models as model_routes
@@ -327,7 +329,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     Returns
     -------
     fastapi.FastAPI
-        With ``/health`` and ``/ready`` at the root and the API under ``/api/v1``.
+        With ``/health`` and ``/ready`` at the root, the API under ``/api/v1`` and the
+        command center's page at ``/`` (:func:`serving.page.mount_page`).
         Its lifespan wires the live path (:func:`healthos_core.wiring.wired`: charge
         capture and the outbox on the default bus, remittance posting) and unwires it at
         shutdown unless it was wired before, and runs the outbox's rescoring consumer
@@ -422,7 +425,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     api_dependencies = [Depends(get_current_user), *strict_query]
     app.include_router(health.router, dependencies=strict_query)
     app.include_router(cds_hooks.router, responses=PROBLEM_RESPONSES, dependencies=strict_query)
-    for router in (api_router, model_routes.router, finance_routes.router):
+    for router in (api_router, model_routes.router, finance_routes.router, briefing_routes.router):
         app.include_router(
             router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES, dependencies=api_dependencies
         )
@@ -432,5 +435,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         responses=PROBLEM_RESPONSES,
         dependencies=api_dependencies,
     )
+    # The briefing's style sheet holds no data: a page's <link> loads it without a token.
+    app.include_router(
+        briefing_routes.style_router,
+        prefix=API_PREFIX,
+        responses=PROBLEM_RESPONSES,
+        dependencies=strict_query,
+    )
     app.include_router(fhir_router)  # at /fhir; errors as OperationOutcome (serving.fhir)
+    mount_page(app)  # the command center at / and its files at /static (serving.page)
     return app

@@ -65,3 +65,37 @@ def test_license_is_an_spdx_expression() -> None:
     assert pyproject["project"]["license"] == "Apache-2.0"
     assert not any(c.startswith("License ::") for c in pyproject["project"].get("classifiers", []))
     assert int(pyproject["build-system"]["requires"][0].split(">=")[1]) >= 77
+
+
+def test_make_test_installs_debians_chromium_first_and_only_when_missing(tmp_path: Path) -> None:
+    """Issue 11 item 6: a clean CI machine gets the e2e tests' browser from the Makefile."""
+    plan = make("-n", "test")
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout.index("/usr/bin/chromium") < plan.stdout.index("pytest")
+
+    present = tmp_path / "chromium"
+    present.write_text("#!/bin/sh\n")
+    present.chmod(0o755)
+    quiet = make("chromium", f"CHROMIUM={present}")
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+
+    missing = make("-n", "chromium", f"CHROMIUM={tmp_path / 'absent'}")
+    assert missing.returncode == 0, missing.stderr
+    assert "apt-get install -y -qq --no-install-recommends chromium" in missing.stdout
+
+
+def test_the_e2e_tools_are_in_the_dev_extra() -> None:
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+
+    def names(extra: str) -> set[str]:
+        found: set[str] = set()
+        for requirement in extras[extra]:
+            if requirement.startswith("healthos["):  # another extra of this project
+                found |= names(requirement.removeprefix("healthos[").rstrip("]"))
+            else:
+                found.add(requirement.split(">")[0].split("=")[0].split("[")[0])
+        return found
+
+    assert {"playwright", "axe-playwright-python"} <= names("dev")

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from healthos_core import terminology as t
 from healthos_core.billing.entities import (
     ChargeItem,
     Claim,
@@ -131,7 +132,7 @@ def _encounter(e: Encounter) -> dict[str, Any]:
         {
             "status": e.status,
             "class": {
-                "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                "system": t.V3_ACT_CODE,
                 "code": e.class_code,
             },
             "type": [_concept("http://snomed.info/sct", e.type_code, e.type_display)]

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from sqlalchemy import or_, select
 
-from healthos_core.advisory import ACTIVE_STATUSES, SEVERITIES, SuggestionRecord
+from healthos_core.advisory import ACTIVE_STATUSES, SuggestionRecord
 from healthos_core.kpis.base import (
     BreakdownItem,
     Computation,
@@ -25,6 +25,7 @@ from healthos_core.kpis.base import (
     number,
 )
 from healthos_core.suggestion_history import statuses_at
+from healthos_core.vocabulary import SEVERITIES
 
 __all__ = ["OPEN_CLINICAL_FLAGS", "REVENUE_LEAKAGE_KIND", "UNBILLED_AMOUNT"]
 

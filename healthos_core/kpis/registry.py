@@ -31,10 +31,16 @@ from healthos_core.kpis.base import (
 )
 from healthos_core.kpis.claims import CLEAN_CLAIM_RATE, INITIAL_DENIAL_RATE
 from healthos_core.kpis.flags import OPEN_CLINICAL_FLAGS, UNBILLED_AMOUNT
-from healthos_core.kpis.operations import BED_OCCUPANCY, ED_WAIT, OPD_WAIT
+from healthos_core.kpis.operations import BED_OCCUPANCY, ED_SERVICE, ED_WAIT, OPD_WAIT
 from healthos_core.kpis.revenue import COLLECTIONS, NET_DAYS_IN_AR
-from healthos_core.kpis.sources import KpiSources, queue_visit_source
+from healthos_core.kpis.sources import (
+    KpiSources,
+    combined_visits,
+    ed_visit_source,
+    queue_visit_source,
+)
 from healthos_core.kpis.stays import ALOS
+from healthos_core.operations.emergency import ed_attendances
 from healthos_core.record.entities import Organization
 from healthos_core.settings import get_settings
 
@@ -183,14 +189,17 @@ def kpi_targets() -> dict[str, float | None]:
 def default_sources() -> KpiSources:
     """Return the operational sources the KPIs read by default: the record's own.
 
-    Bed occupancy reads :func:`healthos_core.operations.bed_census`; OPD and ED waits read
-    the queue points (:func:`~healthos_core.operations.queue_status`) and their tickets
-    (:func:`~healthos_core.operations.ticket_times`).
+    Bed occupancy reads :func:`healthos_core.operations.bed_census`; OPD waits read the
+    queue points (:func:`~healthos_core.operations.queue_status`) and their tickets
+    (:func:`~healthos_core.operations.ticket_times`); the ED's four hours and its admit
+    decision to departure read the ED encounters
+    (:func:`~healthos_core.operations.emergency.ed_attendances`), not the triage tickets.
     """
-    return KpiSources(
-        bed_census=operations.bed_census,
-        queue_visits=queue_visit_source(operations.queue_status, operations.ticket_times),
+    tickets = queue_visit_source(
+        operations.queue_status, operations.ticket_times, skip_services=frozenset({ED_SERVICE})
     )
+    ed = ed_visit_source(ed_attendances, service=ED_SERVICE)
+    return KpiSources(bed_census=operations.bed_census, queue_visits=combined_visits(tickets, ed))
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -197,7 +197,9 @@ class QueueVisit:
     target_wait_minutes: int | None = None
 
 
-def queue_visit_source(points: QueuePointSource, tickets: TicketSource) -> QueueVisitSource:
+def queue_visit_source(
+    points: QueuePointSource, tickets: TicketSource, *, skip_services: frozenset[str] = frozenset()
+) -> QueueVisitSource:
     """Join queue points and their tickets into a :class:`QueueVisitSource`.
 
     A ticket's visit takes its queue point's facility, service and wait target; it
@@ -211,6 +213,9 @@ def queue_visit_source(points: QueuePointSource, tickets: TicketSource) -> Queue
         E.g. ``healthos_core.operations.queue_status``.
     tickets : TicketSource
         E.g. ``healthos_core.operations.ticket_times``.
+    skip_services : frozenset of str, default empty
+        Queue-point services whose tickets are left out (the default sources leave out
+        ``ed_triage``: ED attendances come from the encounters, :func:`ed_visit_source`).
 
     Returns
     -------
@@ -222,7 +227,7 @@ def queue_visit_source(points: QueuePointSource, tickets: TicketSource) -> Queue
         out: list[QueueVisit] = []
         for ticket in tickets(session, since=since, until=until):
             point = by_id.get(ticket.location_id)
-            if point is None:
+            if point is None or point.service in skip_services:
                 continue
             out.append(
                 QueueVisit(
@@ -246,3 +251,82 @@ class KpiSources:
 
     bed_census: BedCensusSource | None = None
     queue_visits: QueueVisitSource | None = None
+
+
+class EdAttendanceLike(Protocol):
+    """An ED attendance (:class:`healthos_core.operations.emergency.EdAttendance`)."""
+
+    @property
+    def facility_id(self) -> str | None:
+        """The facility (Organization id)."""
+
+    @property
+    def arrived_at(self) -> dt.datetime:
+        """Arrival, aware UTC."""
+
+    @property
+    def admit_decision_at(self) -> dt.datetime | None:
+        """Decision to admit, if any."""
+
+    @property
+    def departed_at(self) -> dt.datetime | None:
+        """Departure from the ED, if known by the reading time."""
+
+
+class EdAttendanceSource(Protocol):
+    """``attendances(session, *, since, until)``: ED attendances arrived in ``[since, until)``."""
+
+    def __call__(
+        self, session: Session, *, since: dt.datetime, until: dt.datetime
+    ) -> Sequence[EdAttendanceLike]:
+        """Return the rows (see the class docstring)."""
+        ...
+
+
+#: The ED's target for the four-hour standard, minutes (NHS England).
+ED_TARGET_MINUTES: Final = 240
+
+
+def ed_visit_source(attendances: EdAttendanceSource, *, service: str) -> QueueVisitSource:
+    """Turn ED attendances into visits of the queue point kind ``service`` (``ed_triage``).
+
+    Parameters
+    ----------
+    attendances : EdAttendanceSource
+        E.g. ``healthos_core.operations.emergency.ed_attendances``.
+    service : str
+        The service the ED wait KPI reads (``healthos_core.kpis.operations.ED_SERVICE``).
+
+    Returns
+    -------
+    QueueVisitSource
+        One visit per attendance with a facility: arrival, admit decision, departure.
+    """
+
+    def visits(session: Session, *, since: dt.datetime, until: dt.datetime) -> list[QueueVisit]:
+        return [
+            QueueVisit(
+                facility_id=a.facility_id,
+                service=service,
+                target_wait_minutes=ED_TARGET_MINUTES,
+                arrived_at=a.arrived_at,
+                departed_at=a.departed_at,
+                admit_decision_at=a.admit_decision_at,
+            )
+            for a in attendances(session, since=since, until=until)
+            if a.facility_id is not None
+        ]
+
+    return visits
+
+
+def combined_visits(*sources: QueueVisitSource) -> QueueVisitSource:
+    """Return a source giving the visits of every source in ``sources``, in that order."""
+
+    def visits(session: Session, *, since: dt.datetime, until: dt.datetime) -> list[QueueVisitLike]:
+        out: list[QueueVisitLike] = []
+        for source in sources:
+            out.extend(source(session, since=since, until=until))
+        return out
+
+    return visits

@@ -33,11 +33,11 @@ from healthos_core.access import readable_audiences
 from healthos_core.advisory import (
     TRANSITIONS,
     SuggestionActionName,
-    SuggestionStatus,
     act_on_suggestion,
     get_suggestion,
 )
 from healthos_core.errors import NotFoundError
+from healthos_core.vocabulary import SuggestionStatus
 from reasoning.cds.cards import suggestion_id_of
 
 __all__ = ["FeedbackItem", "FeedbackResult", "record_feedback", "service_shows"]

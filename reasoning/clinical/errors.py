@@ -11,7 +11,7 @@ import math
 import numbers
 from collections.abc import Iterable
 
-from healthos_core.errors import InvalidInputError
+from healthos_core.errors import InvalidInputError, InvalidParameterError
 
 __all__ = [
     "IncompleteScoreError",
@@ -49,32 +49,13 @@ class IncompleteScoreError(InvalidInputError):
         )
 
 
-class InvalidScoreInputError(InvalidInputError):
+class InvalidScoreInputError(InvalidParameterError):
     """A clinical score parameter has an impossible value or the wrong type.
 
-    Parameters
-    ----------
-    parameter : str
-        The parameter's name, e.g. ``"resp_rate"``.
-    value : object
-        The rejected value.
-    reason : str
-        What is allowed, e.g. ``"must be between 0 and 150 breaths/min"``.
-
-    Attributes
-    ----------
-    parameter : str
-        The parameter's name.
-    value : object
-        The rejected value.
+    See :class:`healthos_core.errors.InvalidParameterError` for the parameters.
     """
 
     code = "score-input-invalid"
-
-    def __init__(self, parameter: str, value: object, reason: str) -> None:
-        self.parameter = parameter
-        self.value = value
-        super().__init__(f"invalid {parameter}={value!r}: {reason}")
 
 
 def is_missing(value: object) -> bool:

@@ -47,16 +47,11 @@ from typing import Any, Final
 from sqlalchemy import ColumnElement, String, func, literal, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from healthos_core.advisory import (
-    NOTE,
-    SuggestionActionName,
-    SuggestionRecord,
-    SuggestionStatus,
-    act_on_suggestion,
-)
+from healthos_core.advisory import NOTE, SuggestionActionName, SuggestionRecord, act_on_suggestion
 from healthos_core.billing.entities import Claim
 from healthos_core.errors import InvalidInputError, NotFoundError
 from healthos_core.record.entities import Organization
+from healthos_core.vocabulary import SuggestionStatus
 from reasoning.features.denial import CARC_GROUPS
 
 __all__ = [

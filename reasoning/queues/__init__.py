@@ -24,14 +24,17 @@ from reasoning.queues.roster import (
     verify_by_simulation,
 )
 from reasoning.queues.simulation import (
+    DrawnPatient,
     Estimate,
     Scenario,
     SimulationResult,
     TriageClass,
+    draw_patients,
     simulate,
 )
 
 __all__ = [
+    "DrawnPatient",
     "ErlangCResult",
     "Estimate",
     "HourProjection",
@@ -46,6 +49,7 @@ __all__ = [
     "SimulationResult",
     "TicketLike",
     "TriageClass",
+    "draw_patients",
     "erlang_b",
     "erlang_c",
     "estimate_hourly",

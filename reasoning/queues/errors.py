@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from healthos_core.errors import InvalidInputError
+from healthos_core.errors import InvalidParameterError
 
 __all__ = [
     "QueueInputError",
@@ -21,32 +21,13 @@ __all__ = [
 ]
 
 
-class QueueInputError(InvalidInputError):
+class QueueInputError(InvalidParameterError):
     """An argument of the queue model has an impossible value or the wrong type.
 
-    Parameters
-    ----------
-    parameter : str
-        The argument's name, e.g. ``"service_rate"``.
-    value : object
-        The rejected value.
-    reason : str
-        What is allowed, e.g. ``"must be a finite number > 0"``.
-
-    Attributes
-    ----------
-    parameter : str
-        The argument's name.
-    value : object
-        The rejected value.
+    See :class:`healthos_core.errors.InvalidParameterError` for the parameters.
     """
 
     code = "queue-input-invalid"
-
-    def __init__(self, parameter: str, value: object, reason: str) -> None:
-        self.parameter = parameter
-        self.value = value
-        super().__init__(f"invalid {parameter}={value!r}: {reason}")
 
 
 def _real(parameter: str, value: object) -> float:

@@ -272,7 +272,11 @@ def recommend_roster_change(
 def _scenario(
     hours: Sequence[HourProjection], servers: tuple[int, ...], warmup_minutes: float
 ) -> Scenario:
-    """Build the horizon as a ciw scenario in minutes: hourly λ, μ and servers."""
+    """Build the horizon as a ciw scenario in minutes: hourly λ, μ and servers.
+
+    The warm-up runs with the current roster's first hour (``servers_before``): the queue
+    already waiting when the horizon starts is the same whatever change is tried.
+    """
     return Scenario(
         arrival_rates=tuple(h.arrival_rate / 60 for h in hours),
         service_rate=hours[0].service_rate / 60,
@@ -280,6 +284,7 @@ def _scenario(
         servers=servers,
         period=60.0,
         warmup=warmup_minutes,
+        warmup_servers=hours[0].servers_before,
     )
 
 
@@ -319,7 +324,8 @@ def verify_by_simulation(
     roster as a ``ciw.Schedule`` (servers per hour; see :mod:`~reasoning.queues.simulation`),
     exponential service;
     the unit is minutes. The point opens empty at the first horizon hour unless
-    ``warmup_minutes`` simulates the first hour's conditions before it.
+    ``warmup_minutes`` simulates the first hour's arrivals with the current roster's servers
+    before it (the queue already waiting, the same before and after the change).
 
     Parameters
     ----------
@@ -399,6 +405,7 @@ def smallest_change_by_simulation(
     seed: int = 0,
     warmup_minutes: float = 0.0,
     confidence: float = 0.95,
+    start_by_first_breach: bool = False,
 ) -> SimulatedChange:
     """Search, by simulation, the smallest block no larger than Erlang C's that meets the target.
 
@@ -415,6 +422,11 @@ def smallest_change_by_simulation(
         From :func:`recommend_roster_change`.
     replications, seed, warmup_minutes, confidence
         As :func:`verify_by_simulation`; every candidate uses the same seeds.
+    start_by_first_breach : bool, default=False
+        Try only blocks starting no later than the first hour the current roster misses
+        the target in simulation (servers added after it cannot serve the patients who
+        arrived in it in time): fewer candidates, the same answer in practice; Erlang C's
+        block is still the last candidate.
 
     Returns
     -------
@@ -440,8 +452,18 @@ def smallest_change_by_simulation(
         blocks = [b for b in blocks if b.server_hours <= erlang.server_hours and b != erlang]
         blocks.sort(key=lambda b: (b.server_hours, b.servers_added, b.start_hour))
         candidates += [*blocks, erlang]
-    chosen: SimulatedChange | None = None
-    for tried, candidate in enumerate(candidates, start=1):
+    current: SimulatedChange | None = None
+    last: SimulatedChange | None = None
+    tried = 0
+    for candidate in candidates:
+        if (
+            start_by_first_breach
+            and candidate is not None
+            and candidate != erlang
+            and current is not None
+            and candidate.start_hour > _first_breach(current.result, first, target)
+        ):
+            continue
         after = dict(before)
         if candidate is not None:
             for hour in range(candidate.start_hour, candidate.end_hour):
@@ -450,8 +472,20 @@ def smallest_change_by_simulation(
         reps = run_replications(scenario, replications=replications, seed=seed)
         result = summarise(scenario, reps, target_wait=target, seed=seed, confidence=confidence)
         meets = all(math.isnan(e.mean) or e.mean <= target for e in result.wait_by_period)
-        chosen = SimulatedChange(candidate, after, result, meets, tried)
+        tried += 1
+        found = SimulatedChange(candidate, after, result, meets, tried)
+        if candidate is None:
+            current = found  # the current roster: its first breach prunes the blocks
         if meets:
-            return chosen
-    assert chosen is not None  # noqa: S101 - candidates always holds the current roster
-    return chosen
+            return found
+        last = found
+    assert last is not None  # noqa: S101 - candidates always holds the current roster
+    return last
+
+
+def _first_breach(result: SimulationResult, first: int, target: float) -> int:
+    """Return the first horizon hour whose simulated mean wait exceeds ``target`` (or the last)."""
+    for index, estimate in enumerate(result.wait_by_period):
+        if not math.isnan(estimate.mean) and estimate.mean > target:
+            return first + index
+    return first + len(result.wait_by_period) - 1

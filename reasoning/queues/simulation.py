@@ -45,10 +45,12 @@ from reasoning.queues.errors import (
 )
 
 __all__ = [
+    "DrawnPatient",
     "Estimate",
     "Scenario",
     "SimulationResult",
     "TriageClass",
+    "draw_patients",
     "simulate",
 ]
 
@@ -107,6 +109,10 @@ class Scenario:
         μ per period when it varies by period (a service starting in a period uses that
         period's rate; the warm-up the first's, the cool-down the last's); overrides
         ``service_rate``.
+    warmup_servers : int or None, default=None
+        Servers during the warm-up (default: the first period's). A what-if that adds
+        servers from the first period keeps the current roster's warm-up, so the queue
+        already waiting is the same before and after the change.
     """
 
     arrival_rates: tuple[float, ...]
@@ -117,6 +123,7 @@ class Scenario:
     cooldown: float | None = None
     classes: tuple[TriageClass, ...] = field(default=(TriageClass("all"),))
     service_rates: tuple[float, ...] | None = None
+    warmup_servers: int | None = None
 
     def __post_init__(self) -> None:
         """Check the scenario, raising :class:`QueueInputError` naming the field."""
@@ -140,6 +147,8 @@ class Scenario:
             check_count("servers", count, minimum=0)
         check_positive("period", self.period)
         check_nonnegative("warmup", self.warmup)
+        if self.warmup_servers is not None:
+            check_count("warmup_servers", self.warmup_servers, minimum=0)
         if self.cooldown is not None:
             check_nonnegative("cooldown", self.cooldown)
         if not self.classes:
@@ -295,11 +304,12 @@ def _network(scenario: Scenario, run_end: float) -> Any:
     for length in lengths:
         elapsed += length
         ends.append(elapsed)
-    servers_list = [scenario.servers[0], *scenario.servers, max(1, scenario.servers[-1])]
+    first = scenario.servers[0] if scenario.warmup_servers is None else scenario.warmup_servers
+    servers_list = [first, *scenario.servers, max(1, scenario.servers[-1])]
     if scenario.warmup == 0:
         servers_list = servers_list[1:]
     stationary = len(set(scenario.arrival_rates)) == 1
-    fixed_servers = len(set(scenario.servers)) == 1 and scenario.servers[0] > 0
+    fixed_servers = len(set(servers_list[:-1])) == 1 and scenario.servers[0] > 0
     number_of_servers: Any = scenario.servers[0]
     if not fixed_servers:
         # ciw starts a fresh set of servers at every shift end, so equal consecutive shifts
@@ -563,3 +573,84 @@ def simulate(
     check_share("confidence", confidence)
     reps = run_replications(scenario, replications=replications, seed=seed)
     return summarise(scenario, reps, target_wait=target_wait, seed=seed, confidence=confidence)
+
+
+@dataclass(frozen=True)
+class DrawnPatient:
+    """One patient of a simulated day, times from the horizon's start (scenario unit).
+
+    Attributes
+    ----------
+    arrival : float
+    service_start : float or None
+        First service start (None: never served before the run ended, or reneged).
+    service_end : float or None
+        End of the (last part of the) service; None if still in service at the end.
+    reneged : bool
+        Left without being seen.
+    cls : str
+        The triage class's name.
+    """
+
+    arrival: float
+    service_start: float | None
+    service_end: float | None
+    reneged: bool
+    cls: str
+
+
+def draw_patients(scenario: Scenario, *, seed: int = 0) -> tuple[DrawnPatient, ...]:
+    """Return the patients of one simulated day of ``scenario`` (``ciw.seed(seed)``).
+
+    The same day :func:`simulate` observes in its replication with this seed: time-varying
+    Poisson arrivals, the roster as a ``ciw.Schedule``, exponential service. Used to lay out
+    plausible ticket times (e.g. the demo's OPD and ED day), not to estimate anything.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    seed : int, default=0
+
+    Returns
+    -------
+    tuple of DrawnPatient
+        Patients arriving in the observed horizon, by arrival; times relative to its start.
+    """
+    stationary = len(set(scenario.arrival_rates)) == 1
+    cooldown = scenario.cooldown
+    if cooldown is None:
+        cooldown = 0.25 * scenario.horizon if stationary else 4 * scenario.horizon
+    begin = scenario.warmup
+    end = begin + scenario.horizon
+    run_end = end + max(cooldown, 1e-9)
+    ciw.seed(seed)
+    simulation = ciw.Simulation(_network(scenario, run_end))
+    simulation.simulate_until_max_time(run_end)
+    names = {_class_name(i): c.name for i, c in enumerate(scenario.classes)}
+    drawn: list[DrawnPatient] = []
+    for individual in simulation.get_all_individuals():
+        records = individual.data_records
+        arrival = records[0].arrival_date if records else individual.arrival_date
+        if not begin <= arrival < end:
+            continue
+        starts = [
+            r.service_start_date
+            for r in records
+            if r.record_type in ("service", "interrupted service")
+        ]
+        ends = [r.service_end_date for r in records if r.record_type == "service"]
+        reneged = any(r.record_type == "renege" for r in records)
+        if individual.node == 1 and bool(individual.server):
+            starts.append(individual.service_start_date)
+            ends = []  # still in service
+        drawn.append(
+            DrawnPatient(
+                arrival=arrival - begin,
+                service_start=min(starts) - begin if starts else None,
+                service_end=max(ends) - begin if ends else None,
+                reneged=reneged,
+                cls=names[individual.original_class],
+            )
+        )
+    drawn.sort(key=lambda p: p.arrival)
+    return tuple(drawn)

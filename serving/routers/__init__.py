@@ -11,6 +11,7 @@ from serving.routers import (
     encounters,
     health,
     ledger,
+    me,
     operations,
     patient_accounts,
     patients,
@@ -31,6 +32,7 @@ api_router.include_router(ledger.router)
 api_router.include_router(billing.router)
 api_router.include_router(patient_accounts.router)
 api_router.include_router(operations.router)
+api_router.include_router(me.router)
 
 __all__ = [
     "api_router",
@@ -42,6 +44,7 @@ __all__ = [
     "encounters",
     "health",
     "ledger",
+    "me",
     "operations",
     "patient_accounts",
     "patients",

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field
 
+from healthos_core.vocabulary import Severity
 from serving.schemas.common import IsoDateTime
 
 _NO_NUL = r"^[^\x00]*$"
@@ -132,7 +133,7 @@ class CardPublic(BaseModel):
     )
     summary: str = Field(max_length=140)
     detail: str | None = Field(default=None, description="Markdown: factors and evidence")
-    indicator: Literal["info", "warning", "critical"]
+    indicator: Severity
     source: CardSourcePublic
     suggestions: list[CardSuggestionPublic] = Field(default_factory=list)
     selectionBehavior: Literal["at-most-one", "any"] | None = None

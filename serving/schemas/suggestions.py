@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from healthos_core.advisory import SuggestionRecord
+from healthos_core.vocabulary import Audience, Severity, SuggestionStatus
 
-AudienceName = Literal["clinician", "nurse", "finance", "operations", "leadership"]
-SeverityName = Literal["info", "warning", "critical"]
-StatusName = Literal["open", "acknowledged", "acted", "dismissed", "resolved"]
+#: The suggestion vocabulary, defined once in core (``healthos_core.vocabulary``).
+AudienceName: TypeAlias = Audience
+SeverityName: TypeAlias = Severity
+StatusName: TypeAlias = SuggestionStatus
 ActionName = Literal["acknowledge", "act", "dismiss", "note"]
 #: Actions in the audit trail: a person's, or the system's ``resolve`` (rescoring).
 RecordedActionName = Literal["acknowledge", "act", "dismiss", "note", "resolve"]

@@ -39,7 +39,9 @@ from healthos_core.kpis import (
     parse_kpi_date,
     queue_visit_source,
 )
+from healthos_core.operations.beds import record_admit_decision
 from healthos_core.record.entities import EncounterClass
+from healthos_core.record.movements import transfer
 from tests.factories import (
     make_bed,
     make_claim,
@@ -703,3 +705,44 @@ def test_bed_occupancy_reads_the_records_census_by_default(session: Session) -> 
     occupancy = kpi(session, "bed_occupancy", a)  # no sources given: the record's census
     assert occupancy.value == 0.75
     assert breakdown(occupancy) == {"general_medicine": 0.75}
+
+
+def test_ed_four_hours_and_admit_to_departure_read_the_ed_encounters(session: Session) -> None:
+    """Arrival → departure from the ED (to a ward bed, or home), NHS four-hour standard."""
+    _, _, a, _ = hierarchy(session)
+    ward = make_ward(session, id="w-ed", facility_id=a)
+    make_bed(session, ward, id="bed-ed")
+    day = dt.datetime.combine(D, dt.time(), dt.UTC)
+    make_encounter(
+        session,
+        id="ed-1",
+        class_code="EMER",
+        period_start=day + dt.timedelta(hours=10),
+        facility_id=a,
+        service_provider_id=a,
+    )
+    record_admit_decision(session, "ed-1", day + dt.timedelta(hours=12))
+    transfer(session, "ed-1", "bed-ed", day + dt.timedelta(hours=15))  # 5 h in the ED
+    make_encounter(
+        session,
+        id="ed-2",
+        class_code="EMER",
+        status="finished",
+        period_start=day + dt.timedelta(hours=11),
+        period_end=day + dt.timedelta(hours=13),  # home after 2 h
+        facility_id=a,
+    )
+    make_encounter(  # still in the department at the end of D: not counted yet
+        session,
+        id="ed-3",
+        class_code="EMER",
+        period_start=day + dt.timedelta(hours=22),
+        facility_id=a,
+    )
+    ed = kpi(session, "ed_wait", a)  # the default sources: the record's ED encounters
+    assert ed.value == 0.5
+    assert breakdown(ed) == {
+        "attendances": 2,
+        "within 4 hours": 1,
+        "median admit decision to departure (minutes)": 180.0,
+    }

@@ -277,6 +277,8 @@ def test_default_scorers_keep_news2_first_then_rules_models_and_finance(session:
         "clinical.readmission",
         "finance.denial_risk",
         "finance.revenue_leakage",
+        "operations.queue_bottleneck",
+        "leadership.kpi_off_target",
     ]
     assert available_kinds() == sorted(s.kind for s in scorers)
     patient = make_patient(session)

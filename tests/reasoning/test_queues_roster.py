@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from reasoning.queues import QueueInputError, erlang_c
+from reasoning.queues import QueueInputError, Scenario, draw_patients, erlang_c, simulate
 from reasoning.queues.estimation import ProfileHour
 from reasoning.queues.roster import (
     recommend_roster_change,
@@ -145,3 +145,42 @@ def test_simulation_keeps_a_roster_that_already_meets_the_target() -> None:
     assert found.change is None
     assert found.meets_target
     assert found.candidates == 1
+
+
+def test_starting_by_the_first_breach_finds_the_same_block_with_fewer_rosters() -> None:
+    rec = recommend_roster_change(PROFILE, ROSTER, TARGET, horizon=HORIZON)
+    full = smallest_change_by_simulation(rec, replications=5, seed=5)
+    pruned = smallest_change_by_simulation(rec, replications=5, seed=5, start_by_first_breach=True)
+    assert pruned.change == full.change
+    assert pruned.result == full.result
+    assert pruned.candidates < full.candidates
+
+
+def test_a_warmup_with_the_current_roster_keeps_the_queue_already_waiting() -> None:
+    """Warm-up servers apart from the horizon's: a backlog the extra servers start with."""
+    rates, mu = (14 / 60, 14 / 60), 4 / 60
+    opened = Scenario(rates, mu, (5, 5), period=60.0, warmup=120.0)
+    backlog = Scenario(rates, mu, (5, 5), period=60.0, warmup=120.0, warmup_servers=1)
+    empty = simulate(opened, replications=10, seed=1)
+    waiting = simulate(backlog, replications=10, seed=1)
+    # Two hours at 14/h against 4/h build about 20 waiting, cleared at 6/h: long waits.
+    assert waiting.mean_wait.low > empty.mean_wait.high
+    # The roster what-if's scenarios keep the current first hour's servers for the warm-up.
+    rec = recommend_roster_change(PROFILE, ROSTER, TARGET, horizon=HORIZON)
+    plain = verify_by_simulation(rec, replications=3, seed=2, warmup_minutes=60.0)
+    assert plain.after.mean_wait.mean < plain.before.mean_wait.mean
+
+
+def test_draw_patients_is_the_day_simulate_observes() -> None:
+    scenario = Scenario((6 / 60, 12 / 60, 4 / 60), 4 / 60, (2, 3, 1), period=60.0)
+    day = draw_patients(scenario, seed=3)
+    again = simulate(scenario, replications=1, seed=3)
+    assert len(day) == again.arrivals.mean
+    assert [p.arrival for p in day] == sorted(p.arrival for p in day)
+    for patient in day:
+        assert 0 <= patient.arrival < scenario.horizon
+        assert patient.service_start is not None and patient.service_start >= patient.arrival
+        assert patient.service_end is not None and patient.service_end > patient.service_start
+    waits = [p.service_start - p.arrival for p in day if p.service_start is not None]
+    assert sum(waits) / len(waits) == pytest.approx(again.mean_wait.mean)
+    assert draw_patients(scenario, seed=3) == day

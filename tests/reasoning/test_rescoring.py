@@ -125,6 +125,8 @@ def test_kinds_for_maps_each_event_to_the_scorers_it_concerns() -> None:
     assert kinds_for("ObservationRecorded", "00000-0") == frozenset()
     assert kinds_for("ProcedurePerformed", "12345") == frozenset()
     assert kinds_for("ClaimChanged", None) == {"finance.denial_risk"}
+    assert kinds_for("QueueTicketChanged", "requested") == {"operations.queue_bottleneck"}
+    assert kinds_for("AppointmentChanged", "booked") == frozenset()
     assert "clinical.news2" in kinds_for("EncounterFinished", None)
 
 

@@ -30,8 +30,28 @@ def test_demo_builds_record_charges_and_suggestions(
     assert "12 patients admitted" in text
     bands = {s.band for s in suggestions}
     assert {"high", "medium", "low-medium", "low"} <= bands
-    assert {str(s.audience) for s in suggestions} == {"clinician", "nurse"}
-    assert all(s.subject.startswith("Encounter/demo-20261121-") for s in suggestions)
+    audiences = {"clinician", "nurse", "finance", "operations", "leadership"}
+    assert {str(s.audience) for s in suggestions} == audiences
+    # Leadership: the demo facility's KPIs off target (net days in A/R: every charge of
+    # the demo is new and unpaid).
+    (kpis,) = [s for s in suggestions if str(s.audience) == "leadership"]
+    assert kpis.subject == "Organization/demo-facility"
+    assert "net_days_in_ar" in {f.name for f in kpis.explanation.factors}
+    clinical = [s for s in suggestions if s.kind.startswith("clinical.")]
+    assert all(s.subject.startswith("Encounter/demo-20261121-") for s in clinical)
+    assert "6 outpatient visits, 5 claims built, 2 submitted" in text
+    # Denial risk on the demo's claims: the lapsed coverage (CARC 27) and the claim coded
+    # without a diagnosis (CARC 16) are flagged; the clean ones are not.
+    denial = {s.band for s in suggestions if s.kind == "finance.denial_risk"}
+    assert denial == {"eligibility", "coding"}
+    # The simulated OPD and ED day: the under-staffed clinic and the full ward.
+    operations = {s.subject: s for s in suggestions if str(s.audience) == "operations"}
+    assert set(operations) == {"Location/demo-opd-cardiology", "Location/demo-ward-7a"}
+    clinic = operations["Location/demo-opd-cardiology"]
+    assert clinic.recommended_action.startswith("Add ")
+    assert "clinician" in clinic.recommended_action
+    assert "2 ED boarding" in operations["Location/demo-ward-7a"].summary
+    assert "OPD and ED day for 2026-11-21: 6 queue points" in text
     counts = table_counts(engine)
     assert counts["charge_item"] >= 24  # visit fee + procedure + medication per admission
     assert counts["suggestion"] == len(suggestions)
@@ -45,6 +65,10 @@ def test_demo_command_no_serve_prints_suggestions(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Top suggestions for clinicians" in result.output
     assert "NEWS2" in result.output
+    # Scored as of the moment its writes are done: the revenue leakage in what it wrote.
+    assert "Top suggestions for finance" in result.output
+    assert "Unbilled AMB encounter" in result.output
+    assert "Missed charge" in result.output
 
 
 def test_score_json_prints_one_suggestion_per_line(tmp_path: Path) -> None:
