@@ -35,8 +35,10 @@ chromium:
 	}
 	@test -x $(CHROMIUM) || { echo "chromium: $(CHROMIUM) is still missing" >&2; exit 1; }
 
+## ruff lints and checks the formatting of the code and the notebooks (their cells).
 lint: $(STAMP)
-	$(BIN)/ruff check healthos_core reasoning models serving tests bench
+	$(BIN)/ruff check healthos_core reasoning models serving tests bench notebooks
+	$(BIN)/ruff format --check healthos_core reasoning models serving tests bench notebooks
 	$(BIN)/mypy healthos_core reasoning serving models
 
 bench: $(STAMP)

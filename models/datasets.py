@@ -49,6 +49,10 @@ class Dataset:
         Published score per row (NaN where the source has none); higher = more risk.
     excluded : int
         Rows of the source left out by design (e.g. deaths and hospice discharges).
+    cohorts : list of str
+        The source of each row (PhysioNet 2012: its set, ``"set-a"``; UCI: the file's
+        name without ``.csv[.gz]``, ``"diabetic_data"``): what ``healthos evaluate
+        --cohort`` tells apart, since a champion was trained on named sources.
     """
 
     feature_names: tuple[str, ...]
@@ -59,6 +63,7 @@ class Dataset:
     subgroups: dict[str, list[str]] = field(default_factory=dict)
     baselines: dict[str, np.ndarray] = field(default_factory=dict)
     excluded: int = 0
+    cohorts: list[str] = field(default_factory=list)
 
     def subset(self, mask: np.ndarray) -> Dataset:
         """Return the rows where ``mask`` is true."""
@@ -72,6 +77,7 @@ class Dataset:
             subgroups={k: [v[i] for i in index] for k, v in self.subgroups.items()},
             baselines={k: v[index] for k, v in self.baselines.items()},
             excluded=self.excluded,
+            cohorts=[self.cohorts[i] for i in index] if self.cohorts else [],
         )
 
 
@@ -91,6 +97,17 @@ def held_out_mask(patients: np.ndarray, *, seed: int, test_fraction: float) -> n
         [is_test_patient(str(p), seed=seed, test_fraction=test_fraction) for p in patients],
         dtype=bool,
     )
+
+
+def file_cohort(path: str | Path) -> str:
+    """Return the cohort name of a one-file dataset: its name without ``.gz`` and ``.csv``.
+
+    ``../shared/data/uci-diabetes-130/diabetic_data.csv.gz`` → ``"diabetic_data"``.
+    """
+    name = Path(path).name
+    for suffix in (".gz", ".csv"):
+        name = name.removesuffix(suffix)
+    return name
 
 
 def _age_band(age: float) -> str:
@@ -132,6 +149,7 @@ def load_physionet2012(
     vectors, labels, patients, subjects = [], [], [], []
     sex, age_band = [], []
     saps, sofa, news2 = [], [], []
+    cohorts: list[str] = []
     for count, stay in enumerate(iter_stays(root, limit=limit), start=1):
         outcome = outcomes.get(stay.record_id)
         if outcome is None:
@@ -146,6 +164,7 @@ def load_physionet2012(
         saps.append(math.nan if outcome.saps_i is None else float(outcome.saps_i))
         sofa.append(math.nan if outcome.sofa is None else float(outcome.sofa))
         news2.append(float(worst_news2(stay).partial))
+        cohorts.append(stay.set_name)
         if progress is not None and count % 100 == 0:
             progress(count)
     if not vectors:
@@ -162,6 +181,7 @@ def load_physionet2012(
             "SOFA": np.asarray(sofa),
             "NEWS2 (worst, first 24 h)": np.asarray(news2),
         },
+        cohorts=cohorts,
     )
 
 
@@ -171,7 +191,8 @@ def load_uci_diabetes(
     """Load the readmission rows: UCI Diabetes 130-US encounters and ``readmitted == "<30"``.
 
     Deaths and hospice discharges (``discharge_disposition_id`` 11, 13, 14, 19, 20, 21)
-    are excluded and counted in ``excluded``.
+    are excluded and counted in ``excluded``. Every row's cohort is the file's name
+    (:func:`file_cohort`).
 
     Parameters
     ----------
@@ -215,4 +236,5 @@ def load_uci_diabetes(
         subgroups={"sex": sex, "age_band": age_band, "race": race},
         baselines={"inpatient stays in the prior year": np.asarray(prior)},
         excluded=excluded,
+        cohorts=[file_cohort(path)] * len(labels),
     )

@@ -42,7 +42,11 @@ from models.card import ModelCard, render_model_card
 from models.datasets import Dataset, held_out_mask
 from models.metrics import binary_metrics, subgroup_metrics
 from models.specs import ModelSpec, get_spec
-from reasoning.inference import MANIFEST, MODEL_FILE, OnnxModel, shipped_models_dir
+from reasoning.inference import MANIFEST, MODEL_FILE, OnnxModel
+
+# Where champions live is read by serving too, so it is defined in reasoning.inference;
+# re-exported here for the notebooks and other callers of ``models.training.models_dir``.
+from reasoning.inference import models_dir as models_dir
 
 PARITY_TOLERANCE = 1e-4
 TRAINING_SAMPLE = "training_sample.npz"
@@ -106,12 +110,6 @@ def tracking_uri(settings: Settings | None = None) -> str:
         return settings.mlflow_tracking_uri
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(settings.var_dir / 'mlflow.db').resolve().as_posix()}"
-
-
-def models_dir(settings: Settings | None = None) -> Path:
-    """Return where champions are written and served from (setting, else the shipped dir)."""
-    settings = settings or get_settings()
-    return Path(settings.models_dir) if settings.models_dir else shipped_models_dir()
 
 
 def registered_name(name: str) -> str:
@@ -398,6 +396,9 @@ def train(
         manifest["parity_max_abs_diff"] = max_diff
         manifest["n_train"] = len(train_data.y)
         manifest["n_test"] = len(test_data.y)
+        # what `healthos evaluate --cohort` needs to tell the rows it was fitted on:
+        # the first `rows` rows of these cohorts, in reading order, outside the test split
+        manifest["training_data"] = {"cohorts": sorted(set(data.cohorts)), "rows": len(data.y)}
         manifest["training_seconds"] = round(fit_seconds, 1)
         rng = np.random.default_rng(spec.seed)
         keep = rng.choice(

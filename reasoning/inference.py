@@ -28,10 +28,13 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
+
+if TYPE_CHECKING:
+    from healthos_core.settings import Settings
 
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.onnx"
@@ -225,6 +228,26 @@ def shipped_models_dir() -> Path:
     return Path(__file__).resolve().parent / "artifacts"
 
 
+def models_dir(settings: Settings | None = None) -> Path:
+    """Return where champions are written and served from.
+
+    Parameters
+    ----------
+    settings : Settings, optional
+        Default :func:`healthos_core.settings.get_settings`.
+
+    Returns
+    -------
+    Path
+        ``settings.models_dir`` (``HEALTHOS_MODELS_DIR``) when set, else
+        :func:`shipped_models_dir`.
+    """
+    from healthos_core.settings import get_settings
+
+    settings = settings or get_settings()
+    return Path(settings.models_dir) if settings.models_dir else shipped_models_dir()
+
+
 class ModelStore:
     """The models of one directory (one sub-directory per model), loaded once.
 
@@ -314,10 +337,7 @@ def default_store() -> ModelStore:
     global _default_store
     with _default_lock:
         if _default_store is None:
-            from healthos_core.settings import get_settings
-
-            configured = get_settings().models_dir
-            _default_store = ModelStore(Path(configured) if configured else None)
+            _default_store = ModelStore(models_dir())
         return _default_store
 
 

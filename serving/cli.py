@@ -83,6 +83,27 @@ def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
     raise typer.Exit(code)
 
 
+#: The modules of the ``train`` extra (``pip install 'healthos[train]'``): ``healthos train``
+#: and ``healthos evaluate`` need them; serving and scoring use onnxruntime only.
+TRAIN_EXTRA_MODULES = ("sklearn", "skl2onnx", "onnx", "mlflow", "pandas")
+
+
+def require_train_extra(command: str) -> None:
+    """Exit with a one-line reason if the ``train`` extra's libraries are not installed."""
+    import importlib.util
+
+    from rich.markup import escape
+
+    missing = [m for m in TRAIN_EXTRA_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        fail(
+            escape(
+                f"healthos {command} needs the training libraries ({', '.join(missing)} "
+                "missing): pip install 'healthos[train]'"
+            )
+        )
+
+
 @contextmanager
 def translate_errors() -> Iterator[None]:
     """Map HealthOS errors to one-line messages and exit codes (the CLI's one boundary)."""
@@ -573,6 +594,15 @@ def evaluate(
             "(default: ../synthea-fhir-r4/bundles beside it).",
         ),
     ] = None,
+    cohort: Annotated[
+        str,
+        typer.Option(
+            "--cohort",
+            help="Models: held-out (the patients training held out), unseen (every row the "
+            "champion was not fitted on: external validation) or all (every row; says how "
+            "many were in training).",
+        ),
+    ] = "held-out",
 ) -> None:
     """Measure a model, a score or the claim scrubber against real outcomes; print metrics.
 
@@ -581,7 +611,9 @@ def evaluate(
     folder (its bundles are found in ``../synthea-fhir-r4/bundles`` beside it, or
     ``--bundles``). ``denial`` measures the claim and line champions beside the scrubber's
     rules alone (``{"n", "auroc", "auprc", "brier", "line": {...}, "rules": {...}}``).
-    Models are measured on the patients their champion's training held out; ``leakage``
+    Models are measured on the patients their champion's training held out, or with
+    ``--cohort unseen|all`` on every row it was not fitted on / every row, with ``cohort``,
+    ``rows`` and ``rows_seen_in_training`` in the output; ``leakage``
     compares the findings as of the data's date (2021-07-31) with its ``leakage.csv``
     (``--limit`` = the first N bundles' patients).
     """
@@ -590,8 +622,11 @@ def evaluate(
         fail(f"unknown evaluation {name!r}: available: {', '.join(known)}")
     if not data.exists():
         fail(f"{data}: no such file or folder")
+    if cohort != "held-out" and name not in MODEL_NAMES:
+        fail(f"--cohort applies to {' and '.join(MODEL_NAMES)} only")
+    require_train_extra("evaluate")
     if name in MODEL_NAMES:
-        result = _evaluate_model(name, data, limit=limit, bootstrap=bootstrap)
+        result = _evaluate_model(name, data, cohort=cohort, limit=limit, bootstrap=bootstrap)
     elif name == "denial":
         from models.evaluation.denial import evaluate_denial
         from reasoning.inference import ModelNotAvailableError
@@ -649,16 +684,21 @@ def evaluate(
     print_report(result, as_json)
 
 
-def _evaluate_model(name: str, data: Path, *, limit: int | None, bootstrap: int) -> dict[str, Any]:
-    from models.evaluation.model import evaluate_model
+def _evaluate_model(
+    name: str, data: Path, *, cohort: str, limit: int | None, bootstrap: int
+) -> dict[str, Any]:
+    from models.evaluation.model import COHORTS, evaluate_model
     from reasoning.inference import ModelNotAvailableError
 
+    if cohort not in COHORTS:
+        fail(f"unknown cohort {cohort!r}: available: {', '.join(COHORTS)}")
     with translate_errors(), progress_bar() as progress:
         task = progress.add_task(f"reading {data.name}", total=limit)
         try:
             return evaluate_model(
                 name,
                 data,
+                cohort=cohort,
                 limit=limit,
                 n_bootstrap=bootstrap,
                 progress=lambda n: progress.update(task, completed=n),
@@ -714,6 +754,7 @@ def train(
         fail(f"{data}: no such file or folder")
     if bundles is not None and name != "denial":
         fail("--bundles applies to the denial model only")
+    require_train_extra("train")
     from models.training import ParityError
     from models.training import train as run_training
 
@@ -775,7 +816,7 @@ def drift(
     PSI < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 major shift (Siddiqi 2006).
     """
     from models.drift import drift_report, recent_matrix
-    from models.training import models_dir
+    from reasoning.inference import models_dir
 
     if name not in MODEL_NAMES:
         fail(f"unknown model {name!r}: available: {', '.join(MODEL_NAMES)}")

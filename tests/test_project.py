@@ -92,10 +92,29 @@ def test_the_e2e_tools_are_in_the_dev_extra() -> None:
     def names(extra: str) -> set[str]:
         found: set[str] = set()
         for requirement in extras[extra]:
-            if requirement.startswith("healthos["):  # another extra of this project
-                found |= names(requirement.removeprefix("healthos[").rstrip("]"))
+            if requirement.startswith("healthos["):  # other extras of this project
+                for other in requirement.removeprefix("healthos[").rstrip("]").split(","):
+                    found |= names(other)
             else:
                 found.add(requirement.split(">")[0].split("=")[0].split("[")[0])
         return found
 
     assert {"playwright", "axe-playwright-python"} <= names("dev")
+
+
+def _requirement_names(requirements: list[str]) -> set[str]:
+    return {r.split(">")[0].split("<")[0].split("=")[0].split("[")[0].lower() for r in requirements}
+
+
+def test_a_serving_install_carries_no_training_library() -> None:
+    """Issue 12 item 6: scikit-learn, skl2onnx, onnx, MLflow, pandas only in ``[train]``."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    training = {"scikit-learn", "skl2onnx", "onnx", "mlflow-skinny", "pandas"}
+
+    assert not _requirement_names(project["dependencies"]) & training
+    assert not _requirement_names(extras["serve"]) & training
+    assert _requirement_names(extras["train"]) >= training
+    assert "onnxruntime" in _requirement_names(project["dependencies"])
+    dev = next(r for r in extras["dev"] if r.startswith("healthos["))
+    assert {"serve", "train"} <= set(dev.removeprefix("healthos[").rstrip("]").split(","))

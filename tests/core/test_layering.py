@@ -1,4 +1,9 @@
-"""Imports point one way: serving → reasoning → healthos_core (SPEC §2)."""
+"""Imports point one way: serving → reasoning → healthos_core (SPEC §2).
+
+Core imports no web, CLI or ML package; reasoning and serving score with onnxruntime and
+never load the training libraries (the ``train`` extra) nor ``models`` at import time, so a
+serving install (``pip install 'healthos[serve]'``) runs without them (issue 12 item 6).
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,26 @@ import sys
 
 import pytest
 
+#: The libraries of the ``train`` extra (pyproject): training and offline evaluation only.
+TRAINING = ["sklearn", "skl2onnx", "onnx", "mlflow", "pandas"]
+
 FORBIDDEN = {
     "healthos_core": [
         "fastapi",
         "starlette",
         "uvicorn",
-        "sklearn",
+        "typer",
+        "rich",
+        "numpy",
         "onnxruntime",
-        "mlflow",
+        "matplotlib",
+        *TRAINING,
         "reasoning",
         "serving",
         "models",
     ],
-    "reasoning": ["fastapi", "starlette", "uvicorn", "mlflow", "serving"],
+    "reasoning": ["fastapi", "starlette", "uvicorn", *TRAINING, "serving", "models"],
+    "serving": [*TRAINING, "models"],
 }
 
 

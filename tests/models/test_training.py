@@ -46,6 +46,7 @@ def test_train_registers_promotes_and_only_promotes_no_worse_models(
     target = tmp_path / "models" / "deterioration"
     manifest = json.loads((target / "manifest.json").read_text())
     assert manifest["version"] == "1" and manifest["run_id"] == first.run_id
+    assert manifest["training_data"] == {"cohorts": ["set-a"], "rows": 700}
     assert manifest["metrics"]["n"] == first.n_test and 0.5 < manifest["metrics"]["auroc"] <= 1
     assert (target / "MODEL_CARD.md").read_text().startswith("# In-hospital death")
     assert (target / "calibration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -81,6 +82,18 @@ def test_train_registers_promotes_and_only_promotes_no_worse_models(
     assert result["auroc"] == pytest.approx(second.metrics["auroc"], abs=1e-4)
     assert result["model"]["version"] == "2"
     assert set(result["baselines"]) == {"SAPS-I", "SOFA", "NEWS2 (worst, first 24 h)"}
+    # every row of the first 800 stays: the first 700 trained it, except the held-out ones
+    every = evaluate_model(
+        "deterioration",
+        data,
+        directory=settings.models_dir,
+        limit=800,
+        n_bootstrap=0,
+        cohort="all",
+    )
+    assert every["rows"] == 800 and every["trained_on"]["recorded"]
+    assert every["rows_seen_in_training"] == second.n_train
+    assert every["rows_never_read_in_training"] == 100
 
 
 def test_readmission_pipeline_on_a_slice(tmp_path: Path, shared_data: Path) -> None:
