@@ -100,6 +100,27 @@ _MAX_WARMUP: Final = 240.0
 _EVIDENCE_TICKETS: Final = 100
 
 
+def _arrival(ticket: TicketTimes) -> dt.datetime:
+    return ticket.arrived_at
+
+
+def _still_waiting(
+    history: Sequence[TicketTimes], day0: dt.datetime, at: dt.datetime
+) -> list[TicketTimes]:
+    """Tickets that arrived before ``day0`` and are still waiting at ``at`` (not seen, not gone).
+
+    A patient waiting since before midnight is part of today's queue (and its evidence).
+    """
+    return [
+        t
+        for t in history
+        if t.arrived_at < day0
+        and not t.left_without_being_seen
+        and (t.service_started_at is None or t.service_started_at > at)
+        and t.service_ended_at is None
+    ]
+
+
 @dataclass(frozen=True)
 class _Hour:
     """A horizon hour as the roster what-if reads it (index from the horizon's start)."""
@@ -132,7 +153,7 @@ class QueueProjection:
     history_tickets : int
         Tickets of the history the profile rests on.
     ticket_ids_today : tuple of str
-        Today's tickets (arrival order).
+        Today's tickets and those still waiting from before midnight (arrival order).
     simulated : SimulatedChange or None
         The smallest change meeting the target in simulation (None: not simulated, the
         point neither breaches nor is projected to).
@@ -312,7 +333,9 @@ def project_queue_point(
         arrival_factor=factor,
         warmup_minutes=warmup,
         history_tickets=len(history),
-        ticket_ids_today=tuple(t.ticket_id for t in sorted(arrived, key=lambda t: t.arrived_at)),
+        ticket_ids_today=tuple(
+            t.ticket_id for t in sorted(_still_waiting(history, day0, at) + arrived, key=_arrival)
+        ),
     )
     if not simulate or (not status.breaching and recommendation.change is None):
         return projection
