@@ -474,7 +474,12 @@ def run_demo(
         _organizations(session)
         admitted = simulate_ward_census(session, now=now)
     with session_scope(factory) as session:
-        cycle = simulate_revenue_cycle(session, now=now, facility_id=FACILITY)
+        cycle = simulate_revenue_cycle(
+            session,
+            now=now,
+            facility_id=FACILITY,
+            procedures=_priced_codes(session, Procedure, t.SNOMED),
+        )
     if cycle.visits:
         console.print(
             f"Revenue cycle: {cycle.visits} outpatient visits, {cycle.claims} claims built, "

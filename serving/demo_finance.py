@@ -38,6 +38,7 @@ from healthos_core import terminology as t
 from healthos_core.billing.claims import ScrubFailedError, build_claim, submit_claim
 from healthos_core.billing.payers import load_contracts_csv
 from healthos_core.fhir.importer import Unit, import_unit
+from healthos_core.fhir.refs import format_datetime
 from healthos_core.record import service
 from healthos_core.record.entities import (
     Condition,
@@ -45,7 +46,6 @@ from healthos_core.record.entities import (
     Encounter,
     Organization,
     Patient,
-    Procedure,
 )
 from healthos_core.record.write_path import write_resource
 
@@ -115,9 +115,9 @@ def _payers(session: Session) -> None:
 def _coverage(
     patient_id: str, payer_id: str, start: dt.datetime, end: dt.datetime | None
 ) -> dict[str, Any]:
-    period: dict[str, str] = {"start": start.isoformat().replace("+00:00", "Z")}
+    period: dict[str, Any] = {"start": format_datetime(start)}
     if end is not None:
-        period["end"] = end.isoformat().replace("+00:00", "Z")
+        period["end"] = format_datetime(end)
     return {
         "resourceType": "Coverage",
         "id": f"demo-coverage-{patient_id}"[:64],
@@ -130,21 +130,13 @@ def _coverage(
     }
 
 
-def _priced_procedures(session: Session) -> list[tuple[str, str]]:
-    from healthos_core.billing.entities import ChargemasterEntry
-
-    priced = select(ChargemasterEntry.code).where(ChargemasterEntry.code_system == t.SNOMED)
-    rows = session.execute(
-        select(Procedure.code, Procedure.display)
-        .where(Procedure.code.in_(priced), Procedure.code_system == t.SNOMED)
-        .distinct()
-        .order_by(Procedure.code)
-    )
-    return [(code, display or code) for code, display in rows if code]
-
-
 def simulate_revenue_cycle(
-    session: Session, *, now: dt.datetime, facility_id: str, seed: int = 20261207
+    session: Session,
+    *,
+    now: dt.datetime,
+    facility_id: str,
+    procedures: list[tuple[str, str]],
+    seed: int = 20261207,
 ) -> RevenueCycleDay:
     """Write the demo's payers, coverage, recent visits and claims (see the module docstring).
 
@@ -156,6 +148,8 @@ def simulate_revenue_cycle(
         Aware UTC "now"; the visits fall on the days before it.
     facility_id : str
         The demo facility (an Organization already in the record).
+    procedures : list of (code, display)
+        SNOMED CT procedure codes the chargemaster prices (``serving.demo._priced_codes``).
     seed : int, default=20261207
         Seed of the choice of procedures (same seed, same visits).
 
@@ -171,7 +165,6 @@ def simulate_revenue_cycle(
     patients = list(
         session.scalars(select(Patient).where(Patient.deceased_at.is_(None)).order_by(Patient.id))
     )[: len(VISITS)]
-    procedures = _priced_procedures(session)
     if not patients or not procedures:
         return RevenueCycleDay(visits=0, claims=0, submitted=0)
     rng = random.Random(seed)  # noqa: S311 - a reproducible simulation, not security
@@ -235,10 +228,6 @@ def simulate_revenue_cycle(
     return RevenueCycleDay(visits=len(patients), claims=claims, submitted=submitted)
 
 
-def _when(value: dt.datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
 def _procedure(
     patient_id: str, encounter_id: str, suffix: str, code: str, display: str, at: dt.datetime
 ) -> dict[str, Any]:
@@ -249,7 +238,7 @@ def _procedure(
         "code": {"coding": [{"system": t.SNOMED, "code": code, "display": display}]},
         "subject": {"reference": f"Patient/{patient_id}"},
         "encounter": {"reference": f"Encounter/{encounter_id}"},
-        "performedDateTime": _when(at),
+        "performedDateTime": format_datetime(at),
     }
 
 
@@ -282,7 +271,7 @@ def _diagnosis(visit: Encounter, start: dt.datetime) -> dict[str, Any]:
         },
         "subject": {"reference": f"Patient/{visit.patient_id}"},
         "encounter": {"reference": f"Encounter/{visit.id}"},
-        "onsetDateTime": _when(start),
+        "onsetDateTime": format_datetime(start),
     }
 
 
